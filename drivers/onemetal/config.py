@@ -1,0 +1,86 @@
+"""onemetal.conf: TOML, every key has a default, unknown keys and wrong types are refused.
+
+The file is /etc/one/onemetal.conf unless ONEMETAL_CONF names another one; a
+missing file means all defaults. etc/onemetal.conf documents every key.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+from onemetal.errors import ConfigError
+
+DEFAULT_PATH = "/etc/one/onemetal.conf"
+
+
+@dataclass(frozen=True)
+class CoreConfig:
+    state_dir: str = "/var/lib/onemetal"
+    lock_timeout: float = 60.0
+    command_timeout: float = 30.0
+
+
+@dataclass(frozen=True)
+class SshConfig:
+    user: str = "oneadmin"
+    port: int = 22
+    key: str = ""
+    known_hosts: str = ""
+    host_key_policy: str = "yes"
+    connect_timeout: int = 10
+    remote_dir: str = "/var/tmp/one"
+    python: str = "/usr/bin/python3"
+
+
+@dataclass(frozen=True)
+class Config:
+    core: CoreConfig = field(default_factory=CoreConfig)
+    ssh: SshConfig = field(default_factory=SshConfig)
+
+
+def _section(cls: type, name: str, raw: Any) -> Any:
+    if not isinstance(raw, dict):
+        raise ConfigError("must be a table", field=name)
+    known = {f.name: f for f in dataclasses.fields(cls)}
+    values: dict[str, Any] = {}
+    for key, value in raw.items():
+        if key not in known:
+            raise ConfigError(f"unknown key (known: {', '.join(sorted(known))})",
+                              field=f"{name}.{key}")
+        want = type(known[key].default)
+        if want is float and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)
+        if type(value) is not want:
+            raise ConfigError(f"must be a {want.__name__}, got {type(value).__name__}",
+                              field=f"{name}.{key}")
+        values[key] = value
+    return cls(**values)
+
+
+def parse(text: str, source: str = "onemetal.conf") -> Config:
+    import tomllib
+
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"not valid TOML ({exc})", field=source) from None
+    sections = {f.name: f for f in dataclasses.fields(Config)}
+    built = {}
+    for name, table in raw.items():
+        if name not in sections:
+            raise ConfigError(f"unknown section (known: {', '.join(sorted(sections))})",
+                              field=f"{source}: [{name}]")
+        built[name] = _section(sections[name].default_factory, name, table)  # type: ignore[misc]
+    return Config(**built)
+
+
+def load(path: str | None = None) -> Config:
+    path = path or os.environ.get("ONEMETAL_CONF") or DEFAULT_PATH
+    try:
+        with open(path, encoding="utf-8") as f:
+            return parse(f.read(), path)
+    except FileNotFoundError:
+        return Config()

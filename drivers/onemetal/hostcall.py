@@ -1,0 +1,34 @@
+"""Entry points the frontend runs on a host over SSH: `<remote_dir>/onemetal/call <entry> [args]`.
+
+Each entry reads stdin, returns what goes to stdout, and fails with OpenNebula's
+error protocol, like any remote script. Modules are imported only for the entry
+that runs, so a host pays for nothing else.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from typing import Sequence, TextIO
+
+from onemetal.opennebula.protocol import report_error, run_action
+
+ENTRIES = {
+    "describe-vm": "onemetal.opennebula.describe:entry",
+    "mesh-peers": "onemetal.net.peers:store_entry",
+}
+
+
+def main(argv: Sequence[str], stdin: TextIO | None = None) -> int:
+    if not argv or argv[0] not in ENTRIES:
+        report_error("call", f"unknown entry {argv[0] if argv else '(none)'!r}; "
+                             f"known: {', '.join(sorted(ENTRIES))}")
+        return 2
+    name, args = argv[0], list(argv[1:])
+    module, _, function = ENTRIES[name].partition(":")
+    source = stdin or sys.stdin
+
+    def body() -> str | None:
+        return getattr(importlib.import_module(module), function)(args, source)
+
+    return run_action(name, body)

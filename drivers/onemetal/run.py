@@ -1,0 +1,213 @@
+"""The one way onemetal runs an external command.
+
+argv lists only (never a shell string), a timeout on every call, the whole
+process group killed at the deadline, output captured, and an error that names
+the command, its exit code and its stderr. `SshRunner` has the same interface
+and runs the command on another host, the way oned reaches its hosts.
+
+>>> Runner().run(["echo", "hi"]).stdout
+'hi\\n'
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shlex
+import signal
+import subprocess
+import time
+from dataclasses import dataclass, field
+from typing import Mapping, Protocol, Sequence
+
+from onemetal.errors import MissingDependency, OneMetalError
+
+log = logging.getLogger(__name__)
+
+DEFAULT_TIMEOUT = 30.0
+# After the group is killed, how long to wait for the pipes to drain.
+_REAP_TIMEOUT = 5.0
+
+# Debian package that provides each tool we call, for the error a host without it shows.
+PACKAGES = {
+    "ovs-vsctl": "openvswitch-switch", "ovs-ofctl": "openvswitch-switch",
+    "ovs-appctl": "openvswitch-switch", "ovsdb-server": "openvswitch-switch",
+    "ovs-vswitchd": "openvswitch-switch", "ovsdb-tool": "openvswitch-switch",
+    "nft": "nftables", "conntrack": "conntrack", "ip": "iproute2",
+    "ssh": "openssh-client", "sshd": "openssh-server", "ssh-keygen": "openssh-client",
+    "qemu-img": "qemu-utils", "nsenter": "util-linux", "unshare": "util-linux",
+    "mount": "mount", "ethtool": "ethtool", "ping": "iputils-ping",
+}
+
+
+@dataclass(frozen=True)
+class Result:
+    argv: tuple[str, ...]
+    returncode: int
+    stdout: str
+    stderr: str
+    seconds: float
+
+
+class CommandError(OneMetalError):
+    """A command exited non-zero (or could not be run at all)."""
+
+    def __init__(self, result: Result, where: str = "") -> None:
+        self.result = result
+        detail = result.stderr.strip().splitlines()
+        reason = detail[-1] if detail else "no output on stderr"
+        place = f" on {where}" if where else ""
+        super().__init__(
+            f"{shlex.join(result.argv)}{place} failed with exit code "
+            f"{result.returncode}: {reason}")
+
+
+class CommandTimeout(CommandError):
+    def __init__(self, result: Result, timeout: float, where: str = "") -> None:
+        self.timeout = timeout
+        OneMetalError.__init__(
+            self, f"{shlex.join(result.argv)}{' on ' + where if where else ''} "
+                  f"did not finish within {timeout:g} s and was killed")
+        self.result = result
+
+
+class CommandRunner(Protocol):
+    def run(self, argv: Sequence[str], *, input: str | None = None,
+            timeout: float | None = None, check: bool = True) -> Result: ...
+
+
+def _kill_group(proc: subprocess.Popen[str]) -> None:
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+
+
+@dataclass(frozen=True)
+class Runner:
+    """Runs commands on this machine, optionally behind a prefix such as
+    `nsenter -t PID -n -m --` that places them in another namespace."""
+
+    prefix: tuple[str, ...] = ()
+    env: Mapping[str, str] | None = None
+    timeout: float = DEFAULT_TIMEOUT
+    where: str = ""
+
+    def argv(self, argv: Sequence[str]) -> list[str]:
+        if isinstance(argv, str):
+            raise TypeError("argv must be a list of words, not a shell string")
+        return [*self.prefix, *argv]
+
+    def _environ(self) -> dict[str, str] | None:
+        return None if self.env is None else {**os.environ, **self.env}
+
+    def run(self, argv: Sequence[str], *, input: str | None = None,
+            timeout: float | None = None, check: bool = True) -> Result:
+        full = self.argv(argv)
+        limit = self.timeout if timeout is None else timeout
+        start = time.monotonic()
+        try:
+            proc = subprocess.Popen(
+                full, stdin=subprocess.PIPE if input is not None else subprocess.DEVNULL,
+                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                errors="replace", env=self._environ(), start_new_session=True)
+        except FileNotFoundError as exc:
+            tool = os.path.basename(str(exc.filename or full[0]))
+            pkg = PACKAGES.get(tool)
+            hint = f": install the package {pkg}" if pkg else ""
+            raise MissingDependency(f"command not found{hint}", field=tool) from None
+        try:
+            out, err = proc.communicate(input, timeout=limit)
+        except subprocess.TimeoutExpired:
+            _kill_group(proc)
+            try:
+                out, err = proc.communicate(timeout=_REAP_TIMEOUT)
+            except subprocess.TimeoutExpired:
+                # A daemon that left the group still holds our pipes; stop reading.
+                out, err = "", ""
+            result = Result(tuple(full), -9, out or "", err or "", time.monotonic() - start)
+            raise CommandTimeout(result, limit, self.where) from None
+        except BaseException:
+            _kill_group(proc)
+            proc.wait(_REAP_TIMEOUT)
+            raise
+        result = Result(tuple(full), proc.returncode, out, err, time.monotonic() - start)
+        log.debug("ran %s -> %d in %.3fs", full, proc.returncode, result.seconds)
+        if check and proc.returncode != 0:
+            raise CommandError(result, self.where)
+        return result
+
+    def spawn(self, argv: Sequence[str], log_path: str) -> subprocess.Popen[bytes]:
+        """Start a long-running daemon in its own session, output to `log_path`.
+
+        The caller owns the returned process and must end it."""
+        with open(log_path, "ab") as out:
+            return subprocess.Popen(self.argv(argv), stdin=subprocess.DEVNULL, stdout=out,
+                                    stderr=subprocess.STDOUT, env=self._environ(),
+                                    start_new_session=True)
+
+
+@dataclass(frozen=True)
+class SshTarget:
+    """How to reach one host: the options oned's own ssh calls rely on, made explicit."""
+
+    host: str
+    user: str = "oneadmin"
+    port: int = 22
+    key: str | None = None
+    known_hosts: str | None = None
+    # yes: refuse unknown host keys; accept-new: trust on first use; no: lab only.
+    host_key_policy: str = "yes"
+    connect_timeout: int = 10
+    options: tuple[str, ...] = field(default=())
+
+    def __post_init__(self) -> None:
+        if self.host_key_policy not in ("yes", "accept-new", "no"):
+            raise OneMetalError("must be yes, accept-new or no", field="host_key_policy")
+        if not self.host or self.host.startswith("-"):
+            raise OneMetalError(f"invalid host name {self.host!r}", field="host")
+
+
+@dataclass(frozen=True)
+class SshRunner:
+    """Runs a command on a host over SSH with the interface of `Runner`.
+
+    `local` is the runner ssh itself is started with (a namespace, in the lab)."""
+
+    target: SshTarget
+    local: Runner = Runner()
+    remote_dir: str = "/var/tmp/one"
+    python: str = "/usr/bin/python3"
+
+    def ssh_argv(self, argv: Sequence[str]) -> list[str]:
+        if isinstance(argv, str):
+            raise TypeError("argv must be a list of words, not a shell string")
+        t = self.target
+        opts = ["-o", "BatchMode=yes", "-o", f"ConnectTimeout={t.connect_timeout}",
+                "-o", f"StrictHostKeyChecking={t.host_key_policy}", "-p", str(t.port),
+                "-l", t.user]
+        if t.key:
+            opts += ["-i", t.key, "-o", "IdentitiesOnly=yes"]
+        if t.known_hosts:
+            opts += ["-o", f"UserKnownHostsFile={t.known_hosts}"]
+        for opt in t.options:
+            opts += ["-o", opt]
+        # ssh joins its words with spaces for the remote shell: quote each one.
+        return ["ssh", *opts, "--", t.host, shlex.join(argv)]
+
+    def run(self, argv: Sequence[str], *, input: str | None = None,
+            timeout: float | None = None, check: bool = True) -> Result:
+        result = self.local.run(self.ssh_argv(argv), input=input, timeout=timeout, check=False)
+        if result.returncode == 255 and check:
+            raise CommandError(result, f"{self.target.host} (ssh could not connect)")
+        if check and result.returncode != 0:
+            raise CommandError(result, self.target.host)
+        return result
+
+    def run_entry(self, entry: str, args: Sequence[str] = (), *, input: str | None = None,
+                  timeout: float | None = None, check: bool = True) -> Result:
+        """Run a core entry point (see onemetal.hostcall) on the host, with the
+        core copy the remotes tree carries and the host's own interpreter."""
+        call = f"{self.remote_dir}/onemetal/call"
+        return self.run([self.python, call, entry, *args], input=input,
+                        timeout=timeout, check=check)
