@@ -1,0 +1,228 @@
+"""The lab: N hosts and a frontend on an underlay, built and torn down as one object."""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import os
+import secrets
+import shutil
+import signal
+import sys
+import tempfile
+import threading
+import time
+from types import FrameType, TracebackType
+
+from onemetal.lab import netns
+from onemetal.lab.host import LabError, LabHost
+from onemetal.lab.registry import Record, stale_records, stop_pids
+from onemetal.lab.vm import LabVM
+from onemetal.run import Runner, SshRunner, SshTarget
+
+log = logging.getLogger(__name__)
+
+__all__ = ["Lab", "LabError"]
+
+
+def teardown_record(record: Record) -> list[str]:
+    """Stop every process a lab started and remove its namespaces; returns what was left over."""
+    pids = list(record.pids)
+    for ns in record.namespaces:
+        if netns.exists(ns):
+            pids += netns.pids(ns)  # sessions sshd forked, pings a test left running
+    left = stop_pids(sorted(set(pids)))
+    for ns in reversed(record.namespaces):
+        netns.delete(ns)
+    for directory in record.netns_etc:
+        netns.remove_etc(directory)
+    shutil.rmtree(record.workdir, ignore_errors=True)
+    leftovers = [f"pid {p}" for p in left] + [ns for ns in record.namespaces if netns.exists(ns)]
+    if not leftovers:
+        record.forget()
+    return leftovers
+
+
+def sweep_stale() -> int:
+    """Tear down labs whose owning process died without cleaning up (kill -9, a crashed run)."""
+    swept = 0
+    for record in stale_records():
+        log.warning("removing stale lab %s of dead process %d", record.token, record.owner_pid)
+        teardown_record(record)
+        swept += 1
+    return swept
+
+
+class Lab:
+    """`with Lab(hosts=3) as lab:` builds hosts one-0..one-2 and a frontend."""
+
+    def __init__(self, hosts: int = 3, *, underlay_mtu: int = 1500,
+                 subnet: str = "172.31.255.0/24", keep_workdir: bool = False) -> None:
+        if not 1 <= hosts <= 50:
+            raise LabError(f"hosts: {hosts} is out of range (1..50)")
+        if not 1280 <= underlay_mtu <= 9216:
+            raise LabError(f"underlay_mtu: {underlay_mtu} is out of range (1280..9216)")
+        self.host_count = hosts
+        self.underlay_mtu = underlay_mtu
+        self.network = ipaddress.ip_network(subnet)
+        self.keep_workdir = keep_workdir
+        self.token = secrets.token_hex(3)
+        self.hosts: list[LabHost] = []
+        self.vms: list[LabVM] = []
+        self.timings: dict[str, float] = {}
+        self.record: Record | None = None
+        self._previous_sigterm: object = None
+
+    # -- names and addresses ------------------------------------------------------------
+    def _ns(self, suffix: str) -> str:
+        return f"oml{self.token}-{suffix}"
+
+    @property
+    def workdir(self) -> str:
+        assert self.record is not None, "lab not started"
+        return self.record.workdir
+
+    @property
+    def frontend_address(self) -> str:
+        return str(self.network.network_address + 2)
+
+    def _host_address(self, index: int) -> str:
+        return str(self.network.network_address + 10 + index)
+
+    @property
+    def key(self) -> str:
+        return os.path.join(self.workdir, "id_ed25519")
+
+    @property
+    def known_hosts(self) -> str:
+        return os.path.join(self.workdir, "known_hosts")
+
+    # -- lifecycle ----------------------------------------------------------------------
+    def __enter__(self) -> "Lab":
+        self.start()
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.stop()
+
+    def _on_sigterm(self, signum: int, frame: FrameType | None) -> None:
+        raise SystemExit(128 + signum)  # unwinds through __exit__, which tears down
+
+    def start(self) -> None:
+        begin = time.monotonic()
+        sweep_stale()
+        workdir = tempfile.mkdtemp(prefix=f"onemetal-lab-{self.token}-")
+        self.record = Record(token=self.token, owner_pid=os.getpid(), workdir=workdir)
+        self.record.save()
+        if threading.current_thread() is threading.main_thread():
+            self._previous_sigterm = signal.signal(signal.SIGTERM, self._on_sigterm)
+        try:
+            self._build()
+        except BaseException:
+            self.stop()
+            raise
+        self.timings["start"] = time.monotonic() - begin
+
+    def _add_ns(self, suffix: str) -> str:
+        assert self.record is not None
+        name = self._ns(suffix)
+        self.record.namespaces.append(name)
+        self.record.save()
+        netns.add(name)
+        return name
+
+    def _build(self) -> None:
+        assert self.record is not None
+        Runner().run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "onemetal-lab",
+                      "-f", self.key])
+        underlay = self._add_ns("ul")
+        root = netns.ROOT
+        root.run(["ip", "-n", underlay, "link", "add", "br0", "mtu", str(self.underlay_mtu),
+                  "type", "bridge"])
+        root.run(["ip", "-n", underlay, "link", "set", "br0", "up"])
+        names = {f"one-{i}": self._host_address(i) for i in range(self.host_count)}
+        frontend = self._add_ns("fe")
+        self._plug(underlay, frontend, "fe")
+        root.run(["ip", "-n", frontend, "addr", "add",
+                  f"{self.frontend_address}/{self.network.prefixlen}", "dev", "eth0"])
+        for index, (name, address) in enumerate(names.items()):
+            ns = self._add_ns(f"h{index}")
+            self._plug(underlay, ns, f"h{index}")
+            host = LabHost(name=name, netns=ns, address=address,
+                           prefixlen=self.network.prefixlen,
+                           workdir=os.path.join(self.workdir, name))
+            os.makedirs(host.workdir)
+            host.start_namespace(self.record)
+            host.start_ovs(self.record, self.underlay_mtu)
+            host.check_nftables()
+            host.start_sshd(self.record, self.key + ".pub")
+            self.hosts.append(host)
+        resolv = {**names, "frontend": self.frontend_address}
+        for ns in [frontend] + [h.netns for h in self.hosts]:
+            self.record.netns_etc.append(netns.write_hosts_file(ns, resolv))
+        self.record.save()
+        with open(self.known_hosts, "w", encoding="ascii") as f:
+            for host in self.hosts:
+                f.write(f"{host.name},{host.address} {host.public_host_key()}\n")
+
+    def _plug(self, underlay: str, ns: str, port: str) -> None:
+        netns.veth(underlay, port, ns, "eth0", self.underlay_mtu)
+        netns.ROOT.run(["ip", "-n", underlay, "link", "set", port, "master", "br0"])
+
+    def stop(self) -> None:
+        if self.record is None:
+            return
+        begin = time.monotonic()
+        if self.keep_workdir:
+            self.record.workdir = tempfile.mkdtemp(prefix="onemetal-lab-gone-")
+        leftovers = teardown_record(self.record)
+        self.record = None
+        self.hosts, self.vms = [], []
+        if self._previous_sigterm is not None:
+            signal.signal(signal.SIGTERM, self._previous_sigterm)  # type: ignore[arg-type]
+            self._previous_sigterm = None
+        self.timings["teardown"] = time.monotonic() - begin
+        if leftovers:
+            print(f"onemetal lab {self.token}: could not remove {', '.join(leftovers)}",
+                  file=sys.stderr)
+
+    # -- using the lab ------------------------------------------------------------------
+    def host(self, name: str) -> LabHost:
+        for host in self.hosts:
+            if host.name == name:
+                return host
+        raise LabError(f"no host {name!r} in this lab ({', '.join(h.name for h in self.hosts)})")
+
+    @property
+    def frontend(self) -> Runner:
+        """Commands in the frontend namespace (where oned, onenat and onemetal run)."""
+        return netns.in_netns(self._ns("fe"))
+
+    def ssh_target(self, host: str, **options: object) -> SshTarget:
+        return SshTarget(host=host, user="root", key=self.key, known_hosts=self.known_hosts,
+                         host_key_policy="yes", **options)  # type: ignore[arg-type]
+
+    def ssh(self, host: str, **options: object) -> SshRunner:
+        """Run commands on `host` over SSH from the frontend, as oned does."""
+        return SshRunner(self.ssh_target(host, **options), local=self.frontend)
+
+    def sync_remotes(self, remotes_dir: str, remote_dir: str = "/var/tmp/one") -> None:
+        """What `onehost sync --force` does: rsync -L --delete the remotes tree to every host."""
+        for host in self.hosts:
+            ssh = self.ssh(host.name)
+            ssh.run(["mkdir", "-p", remote_dir])
+            transport = " ".join(ssh.ssh_argv([])[:-2])  # ssh and its options, for rsync -e
+            self.frontend.run(["rsync", "-La", "--delete", "-e", transport,
+                               remotes_dir.rstrip("/") + "/", f"root@{host.name}:{remote_dir}/"])
+
+    def add_vm(self, host: str, name: str, bridge: str, address: str, *,
+               mtu: int = 1500, mac: str | None = None, vlan: int | None = None) -> LabVM:
+        """A "VM": a namespace whose eth0 is plugged into `bridge` on `host`."""
+        assert self.record is not None
+        lab_host = self.host(host)
+        ns = self._add_ns(f"v{len(self.vms)}")
+        vm = LabVM.plug(lab_host, ns, name, f"vm{self.token}{len(self.vms)}", bridge,
+                        address, mtu=mtu, mac=mac, vlan=vlan)
+        self.vms.append(vm)
+        return vm

@@ -1,0 +1,59 @@
+"""A lab "VM": a network namespace whose eth0 is a veth plugged into a host's OVS bridge."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from onemetal.lab import netns
+from onemetal.lab.host import LabHost
+from onemetal.run import Result, Runner
+
+
+@dataclass(frozen=True)
+class LabVM:
+    name: str
+    netns: str
+    host: str
+    port: str
+    address: str
+
+    @property
+    def ip(self) -> str:
+        return self.address.split("/")[0]
+
+    @property
+    def runner(self) -> Runner:
+        return netns.in_netns(self.netns)
+
+    def run(self, argv: list[str], **kwargs: object) -> Result:
+        return self.runner.run(argv, **kwargs)  # type: ignore[arg-type]
+
+    def ping(self, ip: str, count: int = 1, timeout: float = 2.0, size: int | None = None,
+             dont_fragment: bool = False) -> bool:
+        argv = ["ping", "-n", "-q", "-c", str(count), "-W", f"{timeout:g}", "-i", "0.2"]
+        if size is not None:
+            argv += ["-s", str(size)]
+        if dont_fragment:
+            argv += ["-M", "do"]
+        return self.run(argv + [ip], check=False, timeout=timeout * count + 5).returncode == 0
+
+    @classmethod
+    def plug(cls, host: LabHost, ns: str, name: str, port: str, bridge: str, address: str, *,
+             mtu: int, mac: str | None, vlan: int | None) -> "LabVM":
+        # Created from the VM's side: the host's namespace is named by a PID in it, since
+        # its private /run hides the /run/netns names.
+        netns.ROOT.run(["ip", "-n", ns, "link", "add", "eth0", "mtu", str(mtu), "type", "veth",
+                        "peer", "name", port, "netns", str(host.anchor_pid), "mtu", str(mtu)])
+        host.run(["ip", "link", "set", port, "up"])
+        host.run(["ethtool", "-K", port, "tx", "off"])
+        tag = [f"tag={vlan}"] if vlan is not None else []
+        host.vsctl("--", "add-port", bridge, port, *tag,
+                   "--", "set", "interface", port, f"external_ids:lab-vm={name}")
+        runner = netns.in_netns(ns)
+        if mac:
+            runner.run(["ip", "link", "set", "eth0", "address", mac])
+        runner.run(["ip", "addr", "add", address, "dev", "eth0"])
+        runner.run(["ip", "link", "set", "eth0", "up"])
+        runner.run(["ethtool", "-K", "eth0", "tx", "off"])
+        return cls(name=name, netns=ns, host=host.name, port=port, address=address)
+
