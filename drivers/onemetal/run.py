@@ -179,9 +179,8 @@ class SshRunner:
     remote_dir: str = "/var/tmp/one"
     python: str = "/usr/bin/python3"
 
-    def ssh_argv(self, argv: Sequence[str]) -> list[str]:
-        if isinstance(argv, str):
-            raise TypeError("argv must be a list of words, not a shell string")
+    def ssh_options(self) -> list[str]:
+        """ssh and its options, without host or command (also the transport for rsync -e)."""
         t = self.target
         opts = ["-o", "BatchMode=yes", "-o", f"ConnectTimeout={t.connect_timeout}",
                 "-o", f"StrictHostKeyChecking={t.host_key_policy}", "-p", str(t.port),
@@ -192,8 +191,13 @@ class SshRunner:
             opts += ["-o", f"UserKnownHostsFile={t.known_hosts}"]
         for opt in t.options:
             opts += ["-o", opt]
+        return ["ssh", *opts]
+
+    def ssh_argv(self, argv: Sequence[str]) -> list[str]:
+        if isinstance(argv, str):
+            raise TypeError("argv must be a list of words, not a shell string")
         # ssh joins its words with spaces for the remote shell: quote each one.
-        return ["ssh", *opts, "--", t.host, shlex.join(argv)]
+        return [*self.ssh_options(), "--", self.target.host, shlex.join(argv)]
 
     def run(self, argv: Sequence[str], *, input: str | None = None,
             timeout: float | None = None, check: bool = True) -> Result:

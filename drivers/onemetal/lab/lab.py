@@ -6,6 +6,7 @@ import ipaddress
 import logging
 import os
 import secrets
+import shlex
 import shutil
 import signal
 import sys
@@ -212,7 +213,7 @@ class Lab:
         for host in self.hosts:
             ssh = self.ssh(host.name)
             ssh.run(["mkdir", "-p", remote_dir])
-            transport = " ".join(ssh.ssh_argv([])[:-2])  # ssh and its options, for rsync -e
+            transport = shlex.join(ssh.ssh_options())
             self.frontend.run(["rsync", "-La", "--delete", "-e", transport,
                                remotes_dir.rstrip("/") + "/", f"root@{host.name}:{remote_dir}/"])
 

@@ -1,0 +1,1 @@
+"""Command-line tools: onemetal (install, demo) and onenat (NAT and Elastic IPs)."""

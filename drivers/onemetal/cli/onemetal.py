@@ -1,0 +1,82 @@
+"""`onemetal`: install the drivers into a frontend, and run the reference deployment on one machine."""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+import click
+
+from onemetal import __version__
+from onemetal.errors import OneMetalError
+
+
+def _fail(exc: OneMetalError) -> None:
+    click.echo(f"onemetal: {exc}", err=True)
+    sys.exit(1)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__)
+@click.option("-v", "--verbose", is_flag=True, help="Log every command run.")
+def main(verbose: bool) -> None:
+    """onemetal: OpenNebula drivers for rented bare metal."""
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")
+
+
+@main.command()
+@click.option("--prefix", default="/var/lib/one", show_default=True,
+              help="OpenNebula's var directory (remotes/ lives below it).")
+@click.option("--etc", "etc_dir", default="/etc/one", show_default=True,
+              help="OpenNebula's configuration directory.")
+@click.option("--source", default=None, help="Tree holding remotes/, hooks/, etc/ (default: this package's).")
+@click.option("--dry-run", is_flag=True, help="Print the plan, change nothing.")
+@click.option("--apply-oned-conf", is_flag=True, help="Also write the oned.conf fragments into oned.conf.")
+def install(prefix: str, etc_dir: str, source: str | None, dry_run: bool,
+            apply_oned_conf: bool) -> None:
+    """Install remotes (with the core they carry), hooks and onemetal.conf. Idempotent."""
+    from onemetal import install as inst
+
+    out: list[str] = []
+    try:
+        layout = inst.Layout(prefix=prefix, etc=etc_dir, source=source or inst.source_root())
+        inst.install(layout, dry_run=dry_run, apply_oned_conf=apply_oned_conf, out=out)
+    except (OneMetalError, OSError) as exc:
+        _fail(exc if isinstance(exc, OneMetalError) else OneMetalError(str(exc)))
+    click.echo("\n".join(out))
+    if not dry_run:
+        click.echo("Then, as oneadmin: onehost sync --force")
+
+
+@main.command()
+@click.option("--prefix", default="/var/lib/one", show_default=True)
+@click.option("--etc", "etc_dir", default="/etc/one", show_default=True)
+@click.option("--dry-run", is_flag=True, help="Print the plan, change nothing.")
+def uninstall(prefix: str, etc_dir: str, dry_run: bool) -> None:
+    """Remove what `onemetal install` put there (an edited onemetal.conf is kept)."""
+    from onemetal import install as inst
+
+    out: list[str] = []
+    try:
+        inst.uninstall(inst.Layout(prefix=prefix, etc=etc_dir, source=""), dry_run=dry_run, out=out)
+    except (OneMetalError, OSError) as exc:
+        _fail(exc if isinstance(exc, OneMetalError) else OneMetalError(str(exc)))
+    click.echo("\n".join(out))
+
+
+@main.command()
+@click.option("--hosts", default=3, show_default=True, type=click.IntRange(2, 20))
+@click.option("--underlay-mtu", default=1500, show_default=True, type=click.IntRange(1280, 9216))
+def demo(hosts: int, underlay_mtu: int) -> None:
+    """Build the reference deployment on this machine (hosts as namespaces), show it work, tear it down."""
+    from onemetal.demo import run_demo
+
+    try:
+        sys.exit(run_demo(hosts, underlay_mtu, click.echo))
+    except OneMetalError as exc:
+        _fail(exc)
+
+
+if __name__ == "__main__":
+    main()

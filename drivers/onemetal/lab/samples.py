@@ -1,0 +1,71 @@
+"""OpenNebula documents shaped as oned sends them, for the lab, the demo, tests and benchmarks."""
+
+from __future__ import annotations
+
+import base64
+from dataclasses import dataclass
+from typing import Sequence
+from xml.sax.saxutils import escape
+
+VN_MAD = "ovswitch_vxlan_unicast"
+
+
+@dataclass(frozen=True)
+class SampleNic:
+    nic_id: int
+    ip: str
+    mac: str
+    bridge: str = "onebr0"
+    vlan_id: int = 100
+    security_groups: str = "0"
+
+
+def _elems(values: dict[str, object]) -> str:
+    return "".join(f"<{k}>{escape(str(v))}</{k}>" for k, v in values.items())
+
+
+def nic_xml(nic: SampleNic, tag: str = "NIC") -> str:
+    return f"<{tag}>" + _elems({
+        "AR_ID": 0, "BRIDGE": nic.bridge, "BRIDGE_TYPE": "openvswitch", "IP": nic.ip,
+        "MAC": nic.mac, "MTU": 1450, "NAME": f"NIC{nic.nic_id}", "NETWORK": "private",
+        "NETWORK_ID": 0, "NIC_ID": nic.nic_id, "SECURITY_GROUPS": nic.security_groups,
+        "TARGET": f"one-42-{nic.nic_id}", "VLAN_ID": nic.vlan_id, "VN_MAD": VN_MAD}) + f"</{tag}>"
+
+
+def vnm_vm_xml(vm_id: int, host: str, nics: Sequence[SampleNic], *, extra_context: int = 0,
+               rules: str = "") -> str:
+    """The network drivers' VM document, with TEMPLATE and HISTORY_RECORDS repeated per XPath hit."""
+    context = {"NETWORK": "YES", "SSH_PUBLIC_KEY": "ssh-ed25519 AAAAC3Nza lab",
+               **{f"VAR_{i}": "x" * 40 for i in range(extra_context)}}
+    return (f"<VM><ID>{vm_id}</ID><DEPLOY_ID/>"
+            f"<TEMPLATE><CONTEXT>{_elems(context)}</CONTEXT></TEMPLATE>"
+            f"<USER_TEMPLATE><EIP>yes</EIP></USER_TEMPLATE>"
+            f"<TEMPLATE>{rules}</TEMPLATE>"
+            f"<HISTORY_RECORDS><HISTORY><HOSTNAME>{escape(host)}</HOSTNAME></HISTORY></HISTORY_RECORDS>"
+            "<HISTORY_RECORDS><HISTORY><HID>0</HID></HISTORY></HISTORY_RECORDS>"
+            "<HISTORY_RECORDS><HISTORY><DS_ID>0</DS_ID></HISTORY></HISTORY_RECORDS>"
+            + "".join(f"<TEMPLATE>{nic_xml(n)}</TEMPLATE>" for n in nics) + "</VM>")
+
+
+def big_vm_xml(target_bytes: int = 50_000) -> str:
+    """A VM document of about `target_bytes`, as a busy VM's payload is."""
+    nics = [SampleNic(i, f"192.168.{i // 200}.{i % 200 + 2}", f"02:00:c0:a8:{i // 200:02x}:{i % 200 + 2:02x}")
+            for i in range(16)]
+    text = vnm_vm_xml(42, "one-1", nics)
+    extra = max(0, (target_bytes - len(text)) // 60)
+    return vnm_vm_xml(42, "one-1", nics, extra_context=extra)
+
+
+def host_pool_xml(hosts: Sequence[tuple[int, str, str]]) -> str:
+    """HOST_POOL of (id, name, tunnel_ip)."""
+    body = "".join(
+        f"<HOST><ID>{hid}</ID><NAME>{escape(name)}</NAME><STATE>2</STATE><IM_MAD>kvm</IM_MAD>"
+        f"<VM_MAD>onemetal</VM_MAD><CLUSTER_ID>0</CLUSTER_ID>"
+        f"<TEMPLATE><TUNNEL_IP>{escape(ip)}</TUNNEL_IP><HYPERVISOR>kvm</HYPERVISOR></TEMPLATE></HOST>"
+        for hid, name, ip in hosts)
+    return f"<HOST_POOL>{body}</HOST_POOL>"
+
+
+def b64(text: str) -> str:
+    """Base64 as oned's Ruby MADs make it (strict_encode64: one line)."""
+    return base64.b64encode(text.encode()).decode("ascii")
