@@ -154,10 +154,17 @@ def _prune_empty(directory: str, stop: str) -> None:
 
 
 def _write_manifest(layout: Layout, files: list[str], conf_digest: str) -> None:
+    text = json.dumps({"version": onemetal.__version__, "files": sorted(files),
+                       "conf_sha256": conf_digest}, indent=1)
+    try:
+        with open(layout.manifest, encoding="utf-8") as f:
+            if f.read() == text:
+                return  # no change, no write
+    except FileNotFoundError:
+        pass
     os.makedirs(os.path.dirname(layout.manifest), exist_ok=True)
     with open(layout.manifest + ".tmp", "w", encoding="utf-8") as f:
-        json.dump({"version": onemetal.__version__, "files": sorted(files),
-                   "conf_sha256": conf_digest}, f, indent=1)
+        f.write(text)
     os.replace(layout.manifest + ".tmp", layout.manifest)
 
 

@@ -1,0 +1,31 @@
+"""Fixtures: a 3-host lab with onemetal installed in a frontend prefix and synced to the hosts."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import pytest
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "drivers"))
+
+from onemetal import install  # noqa: E402
+from onemetal.lab import Lab  # noqa: E402
+from onemetal.lab.lab import sweep_stale  # noqa: E402
+
+REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    sweep_stale()
+
+
+@pytest.fixture(scope="module")
+def lab3() -> Lab:
+    with Lab(hosts=3) as lab:
+        prefix = os.path.join(lab.workdir, "frontend", "var", "lib", "one")
+        layout = install.Layout(prefix=prefix, etc=os.path.join(lab.workdir, "frontend", "etc"),
+                                source=REPO)
+        install.install(layout, dry_run=False, apply_oned_conf=False, out=[])
+        lab.sync_remotes(os.path.join(prefix, "remotes"))
+        yield lab

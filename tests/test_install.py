@@ -1,0 +1,113 @@
+import os
+import shutil
+import subprocess
+
+import pytest
+from click.testing import CliRunner
+
+from onemetal import install
+from onemetal.cli.onemetal import main
+from onemetal.lab import samples
+
+REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
+
+
+def layout(tmp_path, source=REPO) -> install.Layout:
+    return install.Layout(prefix=str(tmp_path / "var"), etc=str(tmp_path / "etc"), source=source)
+
+
+def cli(*args):
+    return CliRunner().invoke(main, list(args))
+
+
+def snapshot(root) -> dict[str, tuple[int, int]]:
+    out = {}
+    for base, _, names in os.walk(root):
+        for name in names:
+            st = os.stat(os.path.join(base, name))
+            out[os.path.join(base, name)] = (st.st_mtime_ns, st.st_mode)
+    return out
+
+
+def test_install_carries_the_core_and_is_idempotent(tmp_path):
+    result = cli("install", "--prefix", str(tmp_path / "var"), "--etc", str(tmp_path / "etc"))
+    assert result.exit_code == 0, result.output
+    remotes = tmp_path / "var" / "remotes"
+    call = remotes / "onemetal" / "call"
+    assert os.access(call, os.X_OK)
+    assert (remotes / "onemetal" / "lib" / "onemetal" / "opennebula" / "vm.py").is_file()
+    assert not (remotes / "onemetal" / "lib" / "onemetal" / "lab" / "__pycache__").exists()
+    assert (tmp_path / "etc" / "onemetal.conf").is_file()
+    before = snapshot(tmp_path)
+    again = cli("install", "--prefix", str(tmp_path / "var"), "--etc", str(tmp_path / "etc"))
+    assert "converged, nothing to do" in again.output
+    assert snapshot(tmp_path) == before
+
+
+def test_installed_remote_runs_under_the_system_python_outside_the_checkout(tmp_path):
+    install.install(layout(tmp_path), dry_run=False, apply_oned_conf=False, out=[])
+    moved = tmp_path / "elsewhere"
+    shutil.copytree(tmp_path / "var" / "remotes", moved)  # as onehost sync puts it on a host
+    xml = samples.vnm_vm_xml(7, "one-1", [samples.SampleNic(0, "192.168.0.9", "02:00:c0:a8:00:09")])
+    proc = subprocess.run([str(moved / "onemetal" / "call"), "describe-vm"], cwd="/",
+                          input=samples.b64(xml) + "\n", capture_output=True, text=True,
+                          timeout=30, env={"PATH": "/usr/bin:/bin"})
+    assert proc.returncode == 0, proc.stderr
+    assert '"ip": "192.168.0.9"' in proc.stdout
+
+
+def test_dry_run_prints_the_plan_and_changes_nothing(tmp_path):
+    result = cli("install", "--dry-run", "--prefix", str(tmp_path / "var"), "--etc", str(tmp_path / "etc"))
+    assert result.exit_code == 0
+    assert "+ " + str(tmp_path / "var" / "remotes" / "onemetal" / "call") in result.output
+    assert not (tmp_path / "var").exists() and not (tmp_path / "etc").exists()
+
+
+def test_uninstall_reverses_install_but_keeps_an_edited_conf(tmp_path):
+    install.install(layout(tmp_path), dry_run=False, apply_oned_conf=False, out=[])
+    conf = tmp_path / "etc" / "onemetal.conf"
+    conf.write_text(conf.read_text() + "\n# site tuning\n")
+    (tmp_path / "var" / "remotes" / "vmm").mkdir()
+    (tmp_path / "var" / "remotes" / "vmm" / "stock").write_text("not ours")
+    result = cli("uninstall", "--prefix", str(tmp_path / "var"), "--etc", str(tmp_path / "etc"))
+    assert result.exit_code == 0, result.output
+    assert "kept: it differs" in result.output
+    left = sorted(os.path.relpath(p, tmp_path) for p in snapshot(tmp_path))
+    assert left == ["etc/onemetal.conf", "var/remotes/vmm/stock"]
+
+
+def test_unedited_conf_is_removed_by_uninstall(tmp_path):
+    install.install(layout(tmp_path), dry_run=False, apply_oned_conf=False, out=[])
+    install.uninstall(layout(tmp_path), dry_run=False, out=[])
+    assert not (tmp_path / "etc" / "onemetal.conf").exists()
+
+
+def test_oned_conf_fragments_are_applied_once_and_removed(tmp_path):
+    source = tmp_path / "src"
+    shutil.copytree(REPO, source, ignore=shutil.ignore_patterns(".venv", ".git", "__pycache__"),
+                    symlinks=True)
+    (source / "etc" / "oned.d" / "vnm.conf").write_text(
+        'VN_MAD_CONF = [ NAME = "ovswitch_vxlan_unicast", BRIDGE_TYPE = "openvswitch" ]\n')
+    (tmp_path / "etc").mkdir()
+    oned = tmp_path / "etc" / "oned.conf"
+    oned.write_text('LOG = [ SYSTEM = "file" ]\n')
+    for _ in range(2):
+        install.install(layout(tmp_path, str(source)), dry_run=False, apply_oned_conf=True, out=[])
+        assert oned.read_text().count('NAME = "ovswitch_vxlan_unicast"') == 1
+    install.uninstall(layout(tmp_path, str(source)), dry_run=False, out=[])
+    assert oned.read_text() == 'LOG = [ SYSTEM = "file" ]\n'
+
+
+def test_apply_without_oned_conf_fails_and_changes_nothing(tmp_path):
+    result = cli("install", "--apply-oned-conf", "--prefix", str(tmp_path / "var"),
+                 "--etc", str(tmp_path / "etc"))
+    assert result.exit_code == 1
+    assert "oned.conf: not found" in result.output
+    assert not (tmp_path / "var").exists()
+
+
+@pytest.mark.parametrize("tool", ["onemetal", "onenat"])
+def test_thin_executables_in_bin_start(tool):
+    proc = subprocess.run([os.path.join(REPO, "bin", tool), "--help"], capture_output=True,
+                          text=True, timeout=30)
+    assert proc.returncode == 0 and "Usage:" in proc.stdout

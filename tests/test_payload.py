@@ -1,0 +1,52 @@
+import base64
+
+import pytest
+
+from onemetal.errors import InputError
+from onemetal.opennebula import payload
+
+
+def test_base64_with_the_heredoc_newline_decodes():
+    assert payload.decode_base64(base64.b64encode(b"<VM/>").decode() + "\n") == b"<VM/>"
+
+
+@pytest.mark.parametrize("text", ["not base64!", "PFZNLz", "", "   \n"])
+def test_bad_base64_is_refused_naming_the_field(text):
+    with pytest.raises(InputError, match="^stdin: "):
+        payload.decode_base64(text, "stdin")
+
+
+def test_plain_and_base64_xml_give_the_same_document():
+    xml = "<VM><ID>7</ID></VM>"
+    plain = payload.read_payload(xml)
+    encoded = payload.read_payload(base64.b64encode(xml.encode()).decode() + "\n")
+    assert plain.findtext("ID") == encoded.findtext("ID") == "7"
+
+
+def test_malformed_xml_is_refused():
+    with pytest.raises(InputError, match="malformed XML"):
+        payload.read_payload("<VM><ID>1</VM>")
+
+
+def test_wrong_root_is_refused():
+    with pytest.raises(InputError, match="expected a <VM> document, got <HOST>"):
+        payload.read_payload("<HOST/>", root="VM")
+
+
+def test_entities_are_not_expanded_and_doctype_is_refused(tmp_path):
+    secret = tmp_path / "secret"
+    secret.write_text("TOP-SECRET")
+    xxe = (f'<?xml version="1.0"?><!DOCTYPE VM [<!ENTITY x SYSTEM "file://{secret}">]>'
+           "<VM><ID>&x;</ID></VM>")
+    with pytest.raises(InputError, match="DOCTYPE"):
+        payload.read_payload(xxe)
+    laughs = ('<!DOCTYPE VM [<!ENTITY a "aaaaaaaaaa"><!ENTITY b "&a;&a;&a;&a;&a;&a;&a;&a;">]>'
+              "<VM><ID>&b;</ID></VM>")
+    with pytest.raises(InputError):
+        payload.read_payload(laughs)
+
+
+def test_oversized_payload_is_refused():
+    big = "<VM>" + "<X>y</X>" * (payload.MAX_XML_BYTES // 8 + 1) + "</VM>"
+    with pytest.raises(InputError, match="larger than"):
+        payload.read_payload(big)
