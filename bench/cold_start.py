@@ -47,8 +47,9 @@ def main() -> int:
     print(f"payload: {len(xml)} bytes of VM XML ({len(payload)} base64), {RUNS} runs each, median")
     print(f"bare interpreter ({PYTHON} -c pass): {bare:7.1f} ms")
     print(f"remote entry (call describe-vm):      {entry:7.1f} ms")
-    print(f"ratio entry/bare: {ratio:.2f}x  (goal <= 3x; entry goal < 150 ms: "
-          f"{'met' if entry < 150 and ratio <= 3 else 'NOT met'})")
+    print(f"ratio entry/bare: {ratio:.2f}x")
+    print(f"goal entry < 150 ms: {'met' if entry < 150 else 'NOT met'}; "
+          f"goal ratio <= 3x: {'met' if ratio <= 3 else 'NOT met'}")
     return 0
 
 

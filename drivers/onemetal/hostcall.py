@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import importlib
 import sys
-from typing import Sequence, TextIO
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Sequence, TextIO
 
 from onemetal.opennebula.protocol import report_error, run_action
 

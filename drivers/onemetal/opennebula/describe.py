@@ -3,18 +3,22 @@
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, fields
-from typing import Sequence, TextIO
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Sequence, TextIO
 
 from onemetal.errors import InputError
 from onemetal.opennebula import payload, values
 from onemetal.opennebula.vm import VM
 
+if TYPE_CHECKING:
+    from onemetal.opennebula.vm import Disk, Nic
 
-def _plain(view: object) -> dict[str, object]:
+
+def _plain(view: "Nic | Disk") -> dict[str, object]:
     """A view's typed fields, without its raw attribute mapping."""
-    return {f.name: getattr(view, f.name) for f in fields(view)  # type: ignore[arg-type]
-            if f.name not in ("attributes", "template")}
+    return {k: v for k, v in view._asdict().items() if k != "attributes"}
 
 
 def describe(vm: VM, vn_mad: str | None = None) -> dict[str, object]:
@@ -22,7 +26,7 @@ def describe(vm: VM, vn_mad: str | None = None) -> dict[str, object]:
     return {
         "id": vm.id, "name": vm.name, "deploy_id": vm.deploy_id, "host": vm.host,
         "nics": [_plain(n) |
-                 {"rules": [asdict(r) for r in vm.rules_for(n)]} for n in nics],
+                 {"rules": [r._asdict() for r in vm.rules_for(n)]} for n in nics],
         "disks": [_plain(d) for d in vm.disks],
         "context": dict(vm.context),
     }

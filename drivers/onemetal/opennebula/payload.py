@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import base64
 import binascii
-from typing import TYPE_CHECKING
-
 from onemetal.errors import InputError
+from onemetal.opennebula.xmlview import expect_root
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     from lxml import etree
 
@@ -57,6 +57,6 @@ def read_payload(text: str | bytes, field: str = "stdin", *, root: str | None = 
     stripped = raw.strip()
     data = stripped if stripped.startswith(b"<") else decode_base64(stripped, field)
     element = parse_xml(data, field)
-    if root is not None and element.tag != root:
-        raise InputError(f"expected a <{root}> document, got <{element.tag}>", field)
+    if root is not None:
+        expect_root(element, root)
     return element

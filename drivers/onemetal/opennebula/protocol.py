@@ -9,7 +9,10 @@ short. Success: exit 0, and stdout holds only the result (deploy prints the depl
 from __future__ import annotations
 
 import sys
-from typing import Callable, TextIO
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Callable, TextIO
 
 from onemetal.errors import OneMetalError
 

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Mapping
 from onemetal.errors import InputError
 from onemetal.opennebula import values
 from onemetal.opennebula.vm import VM
-from onemetal.opennebula.xmlview import attrs, conv, opt, req
+from onemetal.opennebula.xmlview import attrs, child, conv, expect_root, opt, req
 
 if TYPE_CHECKING:
     from lxml import etree
@@ -48,8 +48,7 @@ class Host:
 
 
 def host_pool(root: "etree._Element") -> tuple[Host, ...]:
-    if root.tag != "HOST_POOL":
-        raise InputError(f"expected a <HOST_POOL> document, got <{root.tag}>", "HOST_POOL")
+    expect_root(root, "HOST_POOL")
     hosts = tuple(Host.from_xml(e, f"HOST[{i}]") for i, e in enumerate(root.findall("HOST")))
     seen: set[int] = set()
     for host in hosts:
@@ -127,11 +126,8 @@ class VmmAction:
     @classmethod
     def from_xml(cls, root: "etree._Element") -> "VmmAction":
         tag = "VMM_DRIVER_ACTION_DATA"
-        if root.tag != tag:
-            raise InputError(f"expected a <{tag}> document, got <{root.tag}>", tag)
-        vm = root.find("VM")
-        if vm is None:
-            raise InputError("missing", f"{tag}/VM")
+        expect_root(root, tag)
+        vm = child(root, "VM", tag)
         ds = root.find("DATASTORE")
         return cls(host=conv(root, "HOST", tag, values.name),
                    migr_host=conv(root, "MIGR_HOST", tag, values.name),
@@ -150,11 +146,8 @@ class DsAction:
     @classmethod
     def from_xml(cls, root: "etree._Element") -> "DsAction":
         tag = "DS_DRIVER_ACTION_DATA"
-        if root.tag != tag:
-            raise InputError(f"expected a <{tag}> document, got <{root.tag}>", tag)
-        ds = root.find("DATASTORE")
-        if ds is None:
-            raise InputError("missing", f"{tag}/DATASTORE")
+        expect_root(root, tag)
+        ds = child(root, "DATASTORE", tag)
         image = root.find("IMAGE")
         return cls(image=Image.from_xml(image) if image is not None else None,
                    datastore=Datastore.from_xml(ds))

@@ -1,5 +1,8 @@
 """Typed, read-only views of a VM as oned hands it to drivers.
 
+Views are named tuples: immutable, cheap to create, and importable without
+dataclasses or typing, which would double the start-up time of every remote action.
+
 Built for both forms oned sends: the full <VM> document and the reduced one
 network drivers get, in which TEMPLATE and HISTORY_RECORDS appear several times
 (one per XPath hit). Everything is collected across all occurrences.
@@ -8,14 +11,16 @@ network drivers get, in which TEMPLATE and HISTORY_RECORDS appear several times
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Mapping
+from collections import namedtuple
 
 from onemetal.errors import InputError
 from onemetal.opennebula import values
-from onemetal.opennebula.xmlview import attrs, conv, merged_attrs, opt, req
+from onemetal.opennebula.xmlview import attrs, conv, expect_root, merged_attrs, opt, req
 
+TYPE_CHECKING = False  # typing and dataclasses cost more start-up than every action can afford
 if TYPE_CHECKING:
+    from typing import Mapping
+
     from lxml import etree
 
 PROTOCOLS = ("ALL", "TCP", "UDP", "ICMP", "ICMPV6", "IPSEC")
@@ -39,16 +44,13 @@ def port_ranges(value: str, field: str) -> tuple[tuple[int, int], ...]:
     return tuple(ranges)
 
 
-@dataclass(frozen=True)
-class SecurityGroupRule:
-    security_group_id: int
-    protocol: str
-    rule_type: str
-    ranges: tuple[tuple[int, int], ...] = ()
-    icmp_type: int | None = None
-    ip: str | None = None
-    size: int | None = None
-    network_id: int | None = None
+class SecurityGroupRule(namedtuple("SecurityGroupRule", [
+        "security_group_id", "protocol", "rule_type", "ranges", "icmp_type", "ip", "size",
+        "network_id"])):
+    """security_group_id: int, protocol: one of PROTOCOLS, rule_type: inbound|outbound,
+    ranges: ((first, last), ...) ports, icmp_type/size/network_id: int | None, ip: str | None."""
+
+    __slots__ = ()
 
     @classmethod
     def from_xml(cls, elem: "etree._Element", field: str) -> "SecurityGroupRule":
@@ -71,24 +73,14 @@ class SecurityGroupRule:
             network_id=conv(elem, "NETWORK_ID", field, values.integer))
 
 
-@dataclass(frozen=True)
-class Nic:
-    nic_id: int
-    mac: str | None
-    bridge: str | None
-    vn_mad: str | None
-    network_id: int | None = None
-    ip: str | None = None
-    ip6: str | None = None
-    vlan_id: int | None = None
-    mtu: int | None = None
-    guest_mtu: int | None = None
-    target: str | None = None
-    phydev: str | None = None
-    security_groups: tuple[int, ...] = ()
-    alias: bool = False
-    attach: bool = False
-    attributes: Mapping[str, str] = field(default_factory=lambda: attrs(None))
+class Nic(namedtuple("Nic", [
+        "nic_id", "mac", "bridge", "vn_mad", "network_id", "ip", "ip6", "vlan_id", "mtu",
+        "guest_mtu", "target", "phydev", "security_groups", "alias", "attach", "attributes"])):
+    """nic_id: int; mac, bridge, vn_mad, ip, ip6, target, phydev: str | None (checked);
+    network_id, vlan_id (VLAN_ID, else AUTOMATIC_VLAN_ID), mtu, guest_mtu: int | None;
+    security_groups: tuple[int, ...]; alias, attach: bool; attributes: every leaf, read-only."""
+
+    __slots__ = ()
 
     @classmethod
     def from_xml(cls, elem: "etree._Element", index: int) -> "Nic":
@@ -121,16 +113,11 @@ class Nic:
             attributes=attrs(elem))
 
 
-@dataclass(frozen=True)
-class Disk:
-    disk_id: int
-    target: str | None
-    source: str | None
-    format: str | None
-    datastore_id: int | None
-    tm_mad: str | None
-    size_mb: int | None
-    attributes: Mapping[str, str]
+class Disk(namedtuple("Disk", ["disk_id", "target", "source", "format", "datastore_id", "tm_mad",
+                               "size_mb", "attributes"])):
+    """disk_id: int; target, source, format, tm_mad: str | None; datastore_id, size_mb: int | None."""
+
+    __slots__ = ()
 
     @classmethod
     def from_xml(cls, elem: "etree._Element", index: int) -> "Disk":
@@ -148,23 +135,17 @@ class Disk:
             attributes=attrs(elem))
 
 
-@dataclass(frozen=True)
-class VM:
-    id: int
-    name: str | None
-    deploy_id: str | None
-    host: str | None
-    host_id: int | None
-    nics: tuple[Nic, ...]
-    disks: tuple[Disk, ...]
-    security_group_rules: tuple[SecurityGroupRule, ...]
-    context: Mapping[str, str]
-    user_template: Mapping[str, str]
+class VM(namedtuple("VM", ["id", "name", "deploy_id", "host", "host_id", "nics", "disks",
+                           "security_group_rules", "context", "user_template"])):
+    """id: int; name, deploy_id: str | None; host (current HOSTNAME), host_id: current placement;
+    nics: tuple[Nic, ...]; disks: tuple[Disk, ...]; security_group_rules: every rule of the VM;
+    context, user_template: read-only mappings."""
+
+    __slots__ = ()
 
     @classmethod
     def from_xml(cls, root: "etree._Element") -> "VM":
-        if root.tag != "VM":
-            raise InputError(f"expected a <VM> document, got <{root.tag}>", "VM")
+        expect_root(root, "VM")
         vm_id = values.integer(req(root, "ID", "VM"), "VM/ID")
         # The last HISTORY is the current placement; in the network drivers' payload the
         # fields of one HISTORY are split over several HISTORY_RECORDS, so read each field alone.

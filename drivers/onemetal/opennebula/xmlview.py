@@ -3,14 +3,29 @@
 from __future__ import annotations
 
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Callable, Mapping, TypeVar
 
 from onemetal.errors import InputError
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from typing import Callable, Mapping, TypeVar
+
     from lxml import etree
 
-T = TypeVar("T")
+    T = TypeVar("T")
+
+
+def expect_root(elem: "etree._Element", tag: str) -> None:
+    if elem.tag != tag:
+        raise InputError(f"expected a <{tag}> document, got <{elem.tag}>", tag)
+
+
+def child(elem: "etree._Element", tag: str, field: str) -> "etree._Element":
+    """A required sub-document (VM inside an action document, ...)."""
+    found = elem.find(tag)
+    if found is None:
+        raise InputError("missing", f"{field}/{tag}")
+    return found
 
 
 def opt(elem: "etree._Element", tag: str) -> str | None:
