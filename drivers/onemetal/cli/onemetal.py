@@ -11,7 +11,7 @@ from onemetal import __version__
 from onemetal.errors import OneMetalError
 
 
-def _fail(exc: OneMetalError) -> None:
+def _fail(exc: OneMetalError | OSError) -> None:
     click.echo(f"onemetal: {exc}", err=True)
     sys.exit(1)
 
@@ -43,7 +43,7 @@ def install(prefix: str, etc_dir: str, source: str | None, dry_run: bool,
         layout = inst.Layout(prefix=prefix, etc=etc_dir, source=source or inst.source_root())
         inst.install(layout, dry_run=dry_run, apply_oned_conf=apply_oned_conf, out=out)
     except (OneMetalError, OSError) as exc:
-        _fail(exc if isinstance(exc, OneMetalError) else OneMetalError(str(exc)))
+        _fail(exc)
     click.echo("\n".join(out))
     if not dry_run:
         click.echo("Then, as oneadmin: onehost sync --force")
@@ -61,7 +61,7 @@ def uninstall(prefix: str, etc_dir: str, dry_run: bool) -> None:
     try:
         inst.uninstall(inst.Layout(prefix=prefix, etc=etc_dir, source=""), dry_run=dry_run, out=out)
     except (OneMetalError, OSError) as exc:
-        _fail(exc if isinstance(exc, OneMetalError) else OneMetalError(str(exc)))
+        _fail(exc)
     click.echo("\n".join(out))
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from onemetal.lab import netns
 from onemetal.lab.registry import Record, alive
@@ -66,7 +66,6 @@ class LabHost:
     prefixlen: int
     workdir: str
     anchor_pid: int = 0
-    pids: list[int] = field(default_factory=list)
 
     @property
     def runner(self) -> Runner:
@@ -95,9 +94,7 @@ class LabHost:
         anchor = netns.in_netns(self.netns).spawn(["sleep", "86400"],
                                                   os.path.join(self.workdir, "anchor.log"))
         self.anchor_pid = anchor.pid
-        self.pids.append(anchor.pid)
-        record.pids.append(anchor.pid)
-        record.save()
+        record.add_pid(anchor.pid)
         deadline = time.monotonic() + _START_TIMEOUT
         while os.readlink(f"/proc/{anchor.pid}/ns/mnt") == os.readlink("/proc/self/ns/mnt"):
             if time.monotonic() > deadline:
@@ -113,9 +110,7 @@ class LabHost:
     def _daemon(self, argv: list[str], pid_inside: str, record: Record) -> int:
         self.run(argv)
         pid = _wait_for_pid_file(self.path(pid_inside), f"{self.name}: {argv[0]}")
-        self.pids.append(pid)
-        record.pids.append(pid)
-        record.save()
+        record.add_pid(pid)
         return pid
 
     def start_ovs(self, record: Record, underlay_mtu: int) -> None:

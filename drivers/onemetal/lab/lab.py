@@ -58,7 +58,7 @@ class Lab:
     """`with Lab(hosts=3) as lab:` builds hosts one-0..one-2 and a frontend."""
 
     def __init__(self, hosts: int = 3, *, underlay_mtu: int = 1500,
-                 subnet: str = "172.31.255.0/24", keep_workdir: bool = False) -> None:
+                 subnet: str = "172.31.255.0/24") -> None:
         if not 1 <= hosts <= 50:
             raise LabError(f"hosts: {hosts} is out of range (1..50)")
         if not 1280 <= underlay_mtu <= 9216:
@@ -66,7 +66,6 @@ class Lab:
         self.host_count = hosts
         self.underlay_mtu = underlay_mtu
         self.network = ipaddress.ip_network(subnet)
-        self.keep_workdir = keep_workdir
         self.token = secrets.token_hex(3)
         self.hosts: list[LabHost] = []
         self.vms: list[LabVM] = []
@@ -128,8 +127,7 @@ class Lab:
     def _add_ns(self, suffix: str) -> str:
         assert self.record is not None
         name = self._ns(suffix)
-        self.record.namespaces.append(name)
-        self.record.save()
+        self.record.add_namespace(name)
         netns.add(name)
         return name
 
@@ -175,8 +173,6 @@ class Lab:
         if self.record is None:
             return
         begin = time.monotonic()
-        if self.keep_workdir:
-            self.record.workdir = tempfile.mkdtemp(prefix="onemetal-lab-gone-")
         leftovers = teardown_record(self.record)
         self.record = None
         self.hosts, self.vms = [], []

@@ -35,6 +35,14 @@ class Record:
             json.dump(asdict(self), f)
         os.replace(tmp, self.path)
 
+    def add_pid(self, pid: int) -> None:
+        self.pids.append(pid)
+        self.save()
+
+    def add_namespace(self, name: str) -> None:
+        self.namespaces.append(name)
+        self.save()
+
     def forget(self) -> None:
         try:
             os.unlink(self.path)
