@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import sys
+from contextlib import contextmanager
+from typing import Iterator
 
 import pytest
 
@@ -20,12 +22,19 @@ def pytest_sessionstart(session: pytest.Session) -> None:
     sweep_stale()
 
 
-@pytest.fixture(scope="module")
-def lab3() -> Lab:
-    with Lab(hosts=3) as lab:
+@contextmanager
+def installed_lab(hosts: int, **options: object) -> Iterator[Lab]:
+    """A lab with onemetal installed in a frontend prefix and the remotes synced to every host."""
+    with Lab(hosts=hosts, **options) as lab:  # type: ignore[arg-type]
         prefix = os.path.join(lab.workdir, "frontend", "var", "lib", "one")
         layout = install.Layout(prefix=prefix, etc=os.path.join(lab.workdir, "frontend", "etc"),
                                 source=REPO)
         install.install(layout, dry_run=False, apply_oned_conf=False, out=[])
         lab.sync_remotes(os.path.join(prefix, "remotes"))
+        yield lab
+
+
+@pytest.fixture(scope="module")
+def lab3() -> Iterator[Lab]:
+    with installed_lab(3) as lab:
         yield lab

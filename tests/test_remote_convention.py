@@ -46,9 +46,12 @@ def test_host_state_entry_stores_peers_once(lab3):
     ssh = lab3.ssh("one-2")
     first = ssh.run_entry("mesh-peers", ["one-2"], input=pool(lab3) + "\n")
     second = ssh.run_entry("mesh-peers", ["one-2"], input=pool(lab3) + "\n")
-    assert (first.stdout.strip(), second.stdout.strip()) == ("PEERS=2 CHANGED=YES", "PEERS=2 CHANGED=NO")
+    assert (first.stdout.splitlines()[0], second.stdout.strip()) == ("PEERS=2 CHANGED=YES",
+                                                                  "PEERS=2 CHANGED=NO")
+    assert len(first.stdout.splitlines()) == 3  # the plan: one tunnel port per peer
     stored = json.loads(peers_state(lab3, "one-2").split("\n", 1)[1])
-    assert [p["name"] for p in stored] == ["one-0", "one-1"]
+    assert [p["name"] for p in stored["peers"]] == ["one-0", "one-1"]
+    assert stored["local"]["name"] == "one-2"
 
 
 @pytest.mark.parametrize("payload,reason", [

@@ -25,7 +25,7 @@ def two_nic_vm(**nic_overrides) -> str:
 def test_nics_are_collected_across_repeated_templates():
     view = vm(two_nic_vm())
     assert [(n.nic_id, n.vlan_id, n.bridge, n.ip) for n in view.nics] == [
-        (0, 100, "onebr0", "192.168.0.2"), (1, 200, "onebr0", "192.168.1.2")]
+        (0, 100, "br-mesh", "192.168.0.2"), (1, 200, "br-mesh", "192.168.1.2")]
     assert view.nics_for("ovswitch_vxlan_unicast") == view.nics
     assert view.nics_for("ovswitch") == ()
 

@@ -36,9 +36,21 @@ class SshConfig:
 
 
 @dataclass(frozen=True)
+class NetConfig:
+    bridge: str = "br-mesh"
+    datapath: str = "system"
+    vxlan_port: int = 4789
+    underlay_mtu: int = 0
+    bfd: bool = True
+    bfd_interval_ms: int = 1000
+    mac_age: int = 300
+
+
+@dataclass(frozen=True)
 class Config:
     core: CoreConfig = field(default_factory=CoreConfig)
     ssh: SshConfig = field(default_factory=SshConfig)
+    net: NetConfig = field(default_factory=NetConfig)
 
 
 def _section(cls: type, name: str, raw: Any) -> Any:

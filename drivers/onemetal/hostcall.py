@@ -18,7 +18,15 @@ from onemetal.opennebula.protocol import report_error, run_action
 
 ENTRIES = {
     "describe-vm": "onemetal.opennebula.describe:entry",
-    "mesh-peers": "onemetal.net.peers:store_entry",
+    "mesh-peers": "onemetal.net.mesh:entry",
+    "mesh-health": "onemetal.net.health:entry",
+    "vnm-pre": "onemetal.net.vnm:pre",
+    "vnm-post": "onemetal.net.vnm:post",
+    "vnm-clean": "onemetal.net.vnm:clean",
+    "vnm-update_sg": "onemetal.net.vnm:update_sg",
+    "vnm-update_nic": "onemetal.net.vnm:update_nic",
+    "vnm-vnet_create": "onemetal.net.vnet:create",
+    "vnm-vnet_delete": "onemetal.net.vnet:delete",
 }
 
 

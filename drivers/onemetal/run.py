@@ -54,7 +54,9 @@ class CommandError(OneMetalError):
 
     def __init__(self, result: Result, where: str = "") -> None:
         self.result = result
-        detail = result.stderr.strip().splitlines()
+        # OpenNebula's error markers frame the reason: skip them to reach it.
+        detail = [line for line in result.stderr.strip().splitlines()
+                  if not line.startswith("ERROR MESSAGE ")]
         reason = detail[-1] if detail else "no output on stderr"
         place = f" on {where}" if where else ""
         super().__init__(

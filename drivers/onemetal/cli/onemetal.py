@@ -65,6 +65,71 @@ def uninstall(prefix: str, etc_dir: str, dry_run: bool) -> None:
     click.echo("\n".join(out))
 
 
+@main.group()
+def mesh() -> None:
+    """The VXLAN mesh of ovswitch_vxlan_unicast: push the host pool to every host."""
+
+
+def _mesh_options(f):  # type: ignore[no-untyped-def]
+    f = click.option("--hosts-file", type=click.Path(dir_okay=False),
+                     help="Host list (`name [tunnel_ip]` per line) instead of the API's host pool.")(f)
+    f = click.option("--host", "host_args", multiple=True, metavar="NAME[=IP]",
+                     help="A member host (repeatable) instead of the API's host pool.")(f)
+    return click.option("--parallel", default=8, show_default=True, type=click.IntRange(1, 64),
+                        help="Hosts pushed at once.")(f)
+
+
+def _mesh(hosts_file: str | None, host_args: tuple[str, ...], parallel: int, dry_run: bool) -> None:
+    from onemetal import config
+    from onemetal.net import sync
+    from onemetal.opennebula import client
+    from onemetal.run import SshRunner, SshTarget
+
+    try:
+        cfg = config.load()
+        if hosts_file or host_args:
+            lines = [a.replace("=", " ", 1) for a in host_args]
+            if hosts_file:
+                with open(hosts_file, encoding="utf-8") as f:
+                    lines += f.read().splitlines()
+            pool = sync.parse_host_list(lines, hosts_file or "--host")
+        else:
+            pool = client.host_pool(client.connect())
+        hosts = sync.members(pool)
+        ssh = cfg.ssh
+
+        def connect(name: str) -> SshRunner:
+            target = SshTarget(host=name, user=ssh.user, port=ssh.port, key=ssh.key,
+                               known_hosts=ssh.known_hosts, host_key_policy=ssh.host_key_policy,
+                               connect_timeout=ssh.connect_timeout)
+            return SshRunner(target, remote_dir=ssh.remote_dir, python=ssh.python)
+
+        results = sync.push(hosts, connect, dry_run=dry_run, parallel=parallel)
+    except (OneMetalError, OSError) as exc:
+        _fail(exc)
+    for result in results:
+        head, *rest = result.lines or ("",)
+        click.echo(f"{result.host}: {head if result.ok else 'FAILED: ' + head}")
+        for line in rest:
+            click.echo(f"  {line}")
+    if not all(r.ok for r in results):
+        sys.exit(1)
+
+
+@mesh.command()
+@_mesh_options
+def sync(hosts_file: str | None, host_args: tuple[str, ...], parallel: int) -> None:
+    """Converge every host's tunnels to the host pool (no write where nothing changed)."""
+    _mesh(hosts_file, host_args, parallel, dry_run=False)
+
+
+@mesh.command()
+@_mesh_options
+def plan(hosts_file: str | None, host_args: tuple[str, ...], parallel: int) -> None:
+    """Print what `mesh sync` would change on each host; change nothing."""
+    _mesh(hosts_file, host_args, parallel, dry_run=True)
+
+
 @main.command()
 @click.option("--hosts", default=3, show_default=True, type=click.IntRange(2, 20))
 @click.option("--underlay-mtu", default=1500, show_default=True, type=click.IntRange(1280, 9216))

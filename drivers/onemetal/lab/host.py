@@ -100,12 +100,19 @@ class LabHost:
             if time.monotonic() > deadline:
                 raise LabError(f"{self.name}: mount namespace was not created")
             time.sleep(0.005)
-        os.makedirs("/var/lib/onemetal", exist_ok=True)  # the mount point; stays empty here
+        for mount_point in ("/var/lib/onemetal", "/etc/one"):
+            os.makedirs(mount_point, exist_ok=True)  # mount points; they stay empty here
         self.run(["mount", "-t", "tmpfs", "-o", "mode=755", "tmpfs", "/run"])
         self.run(["mount", "--bind", self._dir("var-tmp"), "/var/tmp"])
         self.run(["mount", "--bind", self._dir("state"), "/var/lib/onemetal"])
+        self.run(["mount", "--bind", self._dir("etc-one"), "/etc/one"])
         for inside in ("/run/openvswitch", "/run/sshd"):
             os.makedirs(self.path(inside), mode=0o755, exist_ok=True)
+
+    def write_conf(self, text: str) -> None:
+        """The host's /etc/one/onemetal.conf, as the drivers run over SSH read it."""
+        with open(os.path.join(self._dir("etc-one"), "onemetal.conf"), "w", encoding="utf-8") as f:
+            f.write(text)
 
     def _daemon(self, argv: list[str], pid_inside: str, record: Record) -> int:
         self.run(argv)

@@ -25,6 +25,13 @@ log = logging.getLogger(__name__)
 
 __all__ = ["Lab", "LabError"]
 
+# No openvswitch kernel module here: the mesh bridge uses the userspace datapath.
+HOST_CONF = """\
+[net]
+datapath = "netdev"
+bfd_interval_ms = 300
+"""
+
 
 def teardown_record(record: Record) -> list[str]:
     """Stop every process a lab started and remove its namespaces; returns what was left over."""
@@ -156,6 +163,7 @@ class Lab:
             host.start_ovs(self.record, self.underlay_mtu)
             host.check_nftables()
             host.start_sshd(self.record, self.key + ".pub")
+            host.write_conf(HOST_CONF)
             self.hosts.append(host)
         resolv = {**names, "frontend": self.frontend_address}
         for ns in [frontend] + [h.netns for h in self.hosts]:
@@ -213,13 +221,31 @@ class Lab:
             self.frontend.run(["rsync", "-La", "--delete", "-e", transport,
                                remotes_dir.rstrip("/") + "/", f"root@{host.name}:{remote_dir}/"])
 
+    def frontend_conf(self) -> str:
+        """An onemetal.conf for the frontend's CLIs: how to reach the lab's hosts over SSH."""
+        path = os.path.join(self.workdir, "frontend-onemetal.conf")
+        with open(path, "w", encoding="utf-8") as f:
+            f.write(f'[ssh]\nuser = "root"\nkey = "{self.key}"\n'
+                    f'known_hosts = "{self.known_hosts}"\n')
+        return path
+
+    def frontend_cli(self, env: dict[str, str] | None = None) -> Runner:
+        """The frontend namespace with ONEMETAL_CONF pointing at `frontend_conf()`."""
+        base = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG")}
+        return Runner(prefix=("ip", "netns", "exec", self._ns("fe")), timeout=120.0,
+                      env={**base, "ONEMETAL_CONF": self.frontend_conf(), **(env or {})},
+                      where="frontend")
+
     def add_vm(self, host: str, name: str, bridge: str, address: str, *,
-               mtu: int = 1500, mac: str | None = None, vlan: int | None = None) -> LabVM:
-        """A "VM": a namespace whose eth0 is plugged into `bridge` on `host`."""
+               mtu: int = 1500, mac: str | None = None, vlan: int | None = None,
+               port: str | None = None) -> LabVM:
+        """A "VM": a namespace whose eth0 is plugged into `bridge` on `host`.
+
+        `port` names the host side, as libvirt names a tap after the NIC's TARGET."""
         assert self.record is not None
         lab_host = self.host(host)
         ns = self._add_ns(f"v{len(self.vms)}")
-        vm = LabVM.plug(lab_host, ns, name, f"vm{self.token}{len(self.vms)}", bridge,
+        vm = LabVM.plug(lab_host, ns, name, port or f"vm{self.token}{len(self.vms)}", bridge,
                         address, mtu=mtu, mac=mac, vlan=vlan)
         self.vms.append(vm)
         return vm

@@ -15,21 +15,25 @@ class SampleNic:
     nic_id: int
     ip: str
     mac: str
-    bridge: str = "onebr0"
-    vlan_id: int = 100
+    bridge: str = "br-mesh"
+    vlan_id: int | None = 100
     security_groups: str = "0"
+    mtu: int | None = 1450
+    extra: tuple[tuple[str, str], ...] = ()
 
 
 def _elems(values: dict[str, object]) -> str:
     return "".join(f"<{k}>{escape(str(v))}</{k}>" for k, v in values.items())
 
 
-def nic_xml(nic: SampleNic, tag: str = "NIC") -> str:
-    return f"<{tag}>" + _elems({
+def nic_xml(nic: SampleNic, tag: str = "NIC", vm_id: int = 42) -> str:
+    fields: dict[str, object] = {
         "AR_ID": 0, "BRIDGE": nic.bridge, "BRIDGE_TYPE": "openvswitch", "IP": nic.ip,
-        "MAC": nic.mac, "MTU": 1450, "NAME": f"NIC{nic.nic_id}", "NETWORK": "private",
+        "MAC": nic.mac, "MTU": nic.mtu, "NAME": f"NIC{nic.nic_id}", "NETWORK": "private",
         "NETWORK_ID": 0, "NIC_ID": nic.nic_id, "SECURITY_GROUPS": nic.security_groups,
-        "TARGET": f"one-42-{nic.nic_id}", "VLAN_ID": nic.vlan_id, "VN_MAD": VN_MAD}) + f"</{tag}>"
+        "TARGET": f"one-{vm_id}-{nic.nic_id}", "VLAN_ID": nic.vlan_id, "VN_MAD": VN_MAD,
+        **dict(nic.extra)}
+    return f"<{tag}>" + _elems({k: v for k, v in fields.items() if v not in (None, "")}) + f"</{tag}>"
 
 
 def vnm_vm_xml(vm_id: int, host: str, nics: Sequence[SampleNic], *, extra_context: int = 0,
@@ -44,7 +48,7 @@ def vnm_vm_xml(vm_id: int, host: str, nics: Sequence[SampleNic], *, extra_contex
             f"<HISTORY_RECORDS><HISTORY><HOSTNAME>{escape(host)}</HOSTNAME></HISTORY></HISTORY_RECORDS>"
             "<HISTORY_RECORDS><HISTORY><HID>0</HID></HISTORY></HISTORY_RECORDS>"
             "<HISTORY_RECORDS><HISTORY><DS_ID>0</DS_ID></HISTORY></HISTORY_RECORDS>"
-            + "".join(f"<TEMPLATE>{nic_xml(n)}</TEMPLATE>" for n in nics) + "</VM>")
+            + "".join(f"<TEMPLATE>{nic_xml(n, vm_id=vm_id)}</TEMPLATE>" for n in nics) + "</VM>")
 
 
 def big_vm_xml(target_bytes: int = 50_000) -> str:
@@ -54,6 +58,13 @@ def big_vm_xml(target_bytes: int = 50_000) -> str:
     text = vnm_vm_xml(42, "one-1", nics)
     extra = max(0, (target_bytes - len(text)) // 60)
     return vnm_vm_xml(42, "one-1", nics, extra_context=extra)
+
+
+def sg_rule_xml(group: int, protocol: str, rule_type: str, **extra: object) -> str:
+    """One SECURITY_GROUP_RULE as oned puts it in the VM template."""
+    return "<SECURITY_GROUP_RULE>" + _elems({
+        "SECURITY_GROUP_ID": group, "SECURITY_GROUP_NAME": f"sg{group}", "PROTOCOL": protocol,
+        "RULE_TYPE": rule_type, **{k.upper(): v for k, v in extra.items()}}) + "</SECURITY_GROUP_RULE>"
 
 
 def host_pool_xml(hosts: Sequence[tuple[int, str, str]]) -> str:

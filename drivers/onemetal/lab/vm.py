@@ -37,6 +37,10 @@ class LabVM:
             argv += ["-M", "do"]
         return self.run(argv + [ip], check=False, timeout=timeout * count + 5).returncode == 0
 
+    def set_mtu(self, mtu: int) -> None:
+        """What libvirt's <mtu> does inside the guest (virtio-net's MTU feature)."""
+        self.run(["ip", "link", "set", "eth0", "mtu", str(mtu)])
+
     @classmethod
     def plug(cls, host: LabHost, ns: str, name: str, port: str, bridge: str, address: str, *,
              mtu: int, mac: str | None, vlan: int | None) -> "LabVM":
@@ -47,9 +51,13 @@ class LabVM:
         host.run(["ip", "link", "set", port, "up"])
         host.run(["ethtool", "-K", port, "tx", "off"])
         tag = [f"tag={vlan}"] if vlan is not None else []
+        # As libvirt plugs a tap: the port, the VM's MAC in external_ids, no tag.
         host.vsctl("--", "add-port", bridge, port, *tag,
-                   "--", "set", "interface", port, f"external_ids:lab-vm={name}")
+                   "--", "set", "interface", port, f"external_ids:lab-vm={name}",
+                   *([f"external_ids:attached-mac={mac}"] if mac else []))
         runner = netns.in_netns(ns)
+        # IPv4 only: IPv6 router and neighbour solicitations would be traffic no test asked for.
+        runner.run(["sysctl", "-q", "-w", "net.ipv6.conf.eth0.disable_ipv6=1"])
         if mac:
             runner.run(["ip", "link", "set", "eth0", "address", mac])
         runner.run(["ip", "addr", "add", address, "dev", "eth0"])

@@ -11,14 +11,12 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import asdict, dataclass
-from typing import Sequence, TextIO
+from typing import Sequence
 
-from onemetal import config
 from onemetal.errors import InputError
 from onemetal.filestate import OwnedFiles
-from onemetal.opennebula import payload, values
-from onemetal.opennebula.resources import Host, host_pool
-from onemetal.reconcile import Plan, reconcile
+from onemetal.opennebula import values
+from onemetal.opennebula.resources import Host
 
 PEERS_FILE = "peers.json"
 
@@ -30,10 +28,17 @@ class Peer:
     host_id: int
 
 
-def peers_from_pool(hosts: Sequence[Host], me: str) -> tuple[Peer, ...]:
-    """Pure: every host of the pool but `me`, with its tunnel address, sorted by name."""
+@dataclass(frozen=True)
+class Mesh:
+    local: Peer | None
+    peers: tuple[Peer, ...]
+
+
+def peers_from_pool(hosts: Sequence[Host], me: str) -> Mesh:
+    """Pure: this host and every other host of the pool (its peers, sorted by name)."""
     if not any(h.name == me for h in hosts):
         raise InputError(f"this host, {me!r}, is not in the pushed host pool", "HOST_POOL")
+    local = None
     peers = []
     for host in hosts:
         field = f"HOST[NAME={host.name}]/TEMPLATE/TUNNEL_IP"
@@ -41,38 +46,30 @@ def peers_from_pool(hosts: Sequence[Host], me: str) -> tuple[Peer, ...]:
         if not tunnel_ip:
             raise InputError("missing (the frontend resolves it before pushing)", field)
         address = values.ip(tunnel_ip, field, 4)
-        if host.name != me:
+        if host.name == me:
+            local = Peer(host.name, address, host.id)
+        else:
             peers.append(Peer(host.name, address, host.id))
-    addresses = [p.tunnel_ip for p in peers]
+    addresses = [p.tunnel_ip for p in peers] + ([local.tunnel_ip] if local else [])
     if len(set(addresses)) != len(addresses):
         raise InputError("two hosts share one TUNNEL_IP", "HOST_POOL")
-    return tuple(sorted(peers))
+    return Mesh(local, tuple(sorted(peers)))
 
 
-def render(peers: Sequence[Peer]) -> str:
-    return json.dumps([asdict(p) for p in peers], indent=1, sort_keys=True) + "\n"
+def render(mesh: Mesh) -> str:
+    return json.dumps({"local": asdict(mesh.local) if mesh.local else None,
+                       "peers": [asdict(p) for p in mesh.peers]}, indent=1, sort_keys=True) + "\n"
 
 
 def state(directory: str) -> OwnedFiles:
     return OwnedFiles(os.path.join(directory, "mesh"), "mesh")
 
 
-def load(directory: str) -> tuple[Peer, ...]:
+def load(directory: str) -> Mesh:
     """The last peer list this host received (empty before the first sync)."""
     text = state(directory).read().get(PEERS_FILE)
-    return tuple(Peer(**p) for p in json.loads(text)) if text else ()
-
-
-def store_entry(args: Sequence[str], stdin: TextIO) -> str:
-    """Host entry `mesh-peers <this host name>`, stdin: base64 HOST_POOL XML."""
-    if len(args) != 1:
-        raise InputError("expected exactly one argument, this host's name", "argv")
-    me = values.name(args[0], "argv[1] (host name)")
-    hosts = host_pool(payload.read_payload(stdin.read(), "stdin", root="HOST_POOL"))
-    peers = peers_from_pool(hosts, me)
-    cfg = config.load()
-    plan: Plan[str, str] = reconcile(
-        state(cfg.core.state_dir), {PEERS_FILE: render(peers)},
-        lock_dir=os.path.join(cfg.core.state_dir, "locks"), host=me, subsystem="mesh-peers",
-        lock_timeout=cfg.core.lock_timeout)
-    return f"PEERS={len(peers)} CHANGED={'YES' if plan else 'NO'}"
+    if not text:
+        return Mesh(None, ())
+    data = json.loads(text)
+    return Mesh(Peer(**data["local"]) if data.get("local") else None,
+                tuple(Peer(**p) for p in data["peers"]))

@@ -1,0 +1,220 @@
+"""The mesh bridge on one host: desired ports (tunnels, VM ports) and flows, converged in two steps.
+
+Step 1 is one OVSDB transaction (bridge, tunnel and VM ports, ownership in
+external_ids); step 2 is one OpenFlow bundle. Both are diffs against what is
+there, so a run with nothing to change writes nothing, and a run killed between
+the two steps is finished by the next one. The caller holds the host's net lock.
+
+A change is scoped: the mesh (tunnels and the shared flows) is always brought to
+the wanted state, VM ports only for the VM the action is about. Ports of other
+VMs are never touched, except ours whose device is gone (OVS reports an error
+and no ofport), which are swept.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+from dataclasses import dataclass, field
+from typing import Mapping, Union
+
+from onemetal.config import NetConfig
+from onemetal.errors import ConfigError
+from onemetal.net import pipeline
+from onemetal.net.openflow import SHARED, FlowTable, by_cookie, group_of, plan_flows
+from onemetal.net.ovsdb import BridgeState, Interface, OvsDb
+from onemetal.net.secgroups import OPEN, Filter
+from onemetal.reconcile import OWNER, Plan, diff
+
+DATAPATHS = ("system", "netdev")
+K_OWNER, K_ROLE = f"{OWNER}-owner", f"{OWNER}-role"
+
+
+@dataclass(frozen=True)
+class TunnelSpec:
+    peer: str
+    remote_ip: str
+    dst_port: int
+    bfd_ms: int  # 0: BFD off
+
+    def __str__(self) -> str:
+        bfd = f", bfd {self.bfd_ms} ms" if self.bfd_ms else ""
+        return f"vxlan to {self.peer} ({self.remote_ip}:{self.dst_port}{bfd})"
+
+
+@dataclass(frozen=True)
+class VmPortSpec:
+    vm_id: int
+    nic_id: int
+    mac: str
+    vni: int
+    mtu: int
+
+    def __str__(self) -> str:
+        return f"VM {self.vm_id} NIC {self.nic_id} ({self.mac}, VNI {self.vni}, MTU {self.mtu})"
+
+
+PortSpec = Union[TunnelSpec, VmPortSpec]
+
+
+def tunnel_name(remote_ip: str) -> str:
+    """vx + the peer's IPv4 address in hex: unique per peer, and within the 15 characters of a device."""
+    return "vx" + ipaddress.IPv4Address(remote_ip).packed.hex()
+
+
+def tunnel_spec(iface: Interface) -> TunnelSpec | None:
+    ids = iface.external_ids
+    if ids.get(K_OWNER) != OWNER or ids.get(K_ROLE) != "tunnel":
+        return None
+    bfd_ms = int(iface.bfd.get("min_tx", "0")) if iface.bfd.get("enable") == "true" else 0
+    return TunnelSpec(peer=ids.get(f"{OWNER}-peer", ""), remote_ip=iface.options.get("remote_ip", ""),
+                      dst_port=int(iface.options.get("dst_port", "4789")), bfd_ms=bfd_ms)
+
+
+def vm_port_spec(iface: Interface) -> VmPortSpec | None:
+    ids = iface.external_ids
+    if ids.get(K_OWNER) != OWNER or ids.get(K_ROLE) != "vm":
+        return None
+    try:
+        return VmPortSpec(vm_id=int(ids[f"{OWNER}-vm"]), nic_id=int(ids[f"{OWNER}-nic"]),
+                          mac=ids[f"{OWNER}-mac"], vni=int(ids[f"{OWNER}-vni"]),
+                          mtu=iface.mtu_request or 0)
+    except (KeyError, ValueError):
+        return None  # tagged by hand or half-written: shown as a change, rewritten
+
+
+def _owned(state: BridgeState) -> dict[str, PortSpec]:
+    out: dict[str, PortSpec] = {}
+    for name, iface in state.interfaces.items():
+        spec = tunnel_spec(iface) or vm_port_spec(iface)
+        if spec is not None:
+            out[name] = spec
+    return out
+
+
+def _stale_vm_ports(state: BridgeState) -> frozenset[str]:
+    """Our VM ports whose device is gone (VM destroyed without `clean`)."""
+    return frozenset(n for n, i in state.interfaces.items()
+                     if vm_port_spec(i) and i.ofport < 0 and i.error)
+
+
+def bridge_commands(state: BridgeState, net: NetConfig) -> list[list[str]]:
+    if net.datapath not in DATAPATHS:
+        raise ConfigError(f"{net.datapath!r} is not one of {', '.join(DATAPATHS)}", "net.datapath")
+    settings = [f"datapath_type={net.datapath}", "fail_mode=secure",
+                f"external_ids:{K_OWNER}={OWNER}"]
+    if not state.exists:
+        # secure: with no flows (a restarted ovs-vswitchd) the bridge drops instead of
+        # falling back to NORMAL, which in a full mesh is a broadcast storm.
+        return [["add-br", state.name], ["set", "bridge", state.name, *settings]]
+    if state.datapath_type not in (net.datapath, "" if net.datapath == "system" else net.datapath):
+        raise ConfigError(f"bridge {state.name} exists with datapath {state.datapath_type!r}, "
+                          f"not {net.datapath!r}", "net.datapath")
+    if state.fail_mode != "secure" or state.external_ids.get(K_OWNER) != OWNER:
+        return [["set", "bridge", state.name, *settings[1:]]]
+    return []
+
+
+def _add_commands(bridge: str, name: str, spec: PortSpec) -> list[list[str]]:
+    ids = [f"external_ids:{K_OWNER}={OWNER}"]
+    if isinstance(spec, TunnelSpec):
+        bfd = ([f"bfd:enable=true", f"bfd:min_tx={spec.bfd_ms}", f"bfd:min_rx={spec.bfd_ms}"]
+               if spec.bfd_ms else ["bfd:enable=false"])
+        return [["--may-exist", "add-port", bridge, name],
+                ["set", "interface", name, "type=vxlan", f"options:remote_ip={spec.remote_ip}",
+                 "options:key=flow", f"options:dst_port={spec.dst_port}", *bfd, *ids,
+                 f"external_ids:{K_ROLE}=tunnel", f"external_ids:{OWNER}-peer={spec.peer}"]]
+    return [["--may-exist", "add-port", bridge, name],
+            ["set", "interface", name, f"mtu_request={spec.mtu}", *ids,
+             f"external_ids:{K_ROLE}=vm", f"external_ids:{OWNER}-vm={spec.vm_id}",
+             f"external_ids:{OWNER}-nic={spec.nic_id}", f"external_ids:{OWNER}-mac={spec.mac}",
+             f"external_ids:{OWNER}-vni={spec.vni}"]]
+
+
+def port_commands(bridge: str, plan: Plan[str, PortSpec]) -> list[list[str]]:
+    commands = [["--if-exists", "del-port", bridge, name] for name in sorted(plan.remove)]
+    for name, spec in sorted(plan.add.items()):
+        commands += _add_commands(bridge, name, spec)
+    for name, (_, spec) in sorted(plan.change.items()):
+        commands += _add_commands(bridge, name, spec)
+    return commands
+
+
+@dataclass(frozen=True)
+class Request:
+    """What one action wants of the bridge; tunnels None: leave the mesh as it is."""
+    tunnels: Mapping[str, TunnelSpec] | None
+    vm_ports: Mapping[str, VmPortSpec] = field(default_factory=dict)
+    vm_scope: frozenset[str] = frozenset()   # VM ports this action decides (wanted or removed)
+    filters: Mapping[str, Filter] = field(default_factory=dict)
+    forget_macs: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True)
+class Outcome:
+    ports: Plan[str, PortSpec]
+    flows: Plan[int, object] | None
+    bridge_created: bool
+
+    def __bool__(self) -> bool:
+        return bool(self.ports) or bool(self.flows) or self.bridge_created
+
+    def lines(self) -> list[str]:
+        out = self.ports.lines()
+        if self.flows:
+            out.append(f"flows: {len(self.flows.add)} to add, {len(self.flows.remove)} to remove")
+        return out
+
+
+def _flow_inputs(state: BridgeState, request: Request) -> tuple[
+        list[pipeline.VmPort], list[pipeline.TunnelPortState], frozenset[int]]:
+    vm_ports, tunnels, scope = [], [], {SHARED}
+    for name, iface in state.interfaces.items():
+        if iface.ofport <= 0:
+            continue
+        if tunnel_spec(iface):
+            tunnels.append(pipeline.TunnelPortState(iface.ofport, name))
+            scope.add(iface.ofport)
+        spec = vm_port_spec(iface)
+        if spec:
+            vm_ports.append(pipeline.VmPort(iface.ofport, name, spec.mac, spec.vni,
+                                            request.filters.get(name, OPEN)))
+            if name in request.vm_scope:
+                scope.add(iface.ofport)
+    return vm_ports, tunnels, frozenset(scope)
+
+
+def converge(ovs: OvsDb, flows: FlowTable, net: NetConfig, request: Request,
+             dry_run: bool = False) -> Outcome:
+    state = ovs.read(net.bridge)
+    created = not state.exists
+    commands = bridge_commands(state, net)
+    scope = request.vm_scope | _stale_vm_ports(state)
+    mesh = request.tunnels is not None
+    have = {n: s for n, s in _owned(state).items()
+            if (mesh and isinstance(s, TunnelSpec)) or n in scope}
+    ports = diff(f"ports@{net.bridge}", {**(request.tunnels or {}), **request.vm_ports}, have)
+    commands += port_commands(net.bridge, ports)
+    if dry_run:
+        return Outcome(ports, None, created)
+    if commands:
+        ovs.transact(commands)
+        state = ovs.read(net.bridge)
+    vm_ports, tunnels, scope_groups = _flow_inputs(state, request)
+    mine = [p for p in vm_ports if p.name in request.vm_scope]
+    want = pipeline.shared_flows(vm_ports, tunnels, net.mac_age)
+    for tunnel in tunnels:
+        want += pipeline.tunnel_flows(tunnel)
+    for port in mine:
+        want += pipeline.port_flows(port)
+    have_cookies = flows.cookies()
+    present = {i.ofport for i in state.interfaces.values() if i.ofport > 0}
+    orphans = frozenset(g for g in map(group_of, have_cookies) if g != SHARED and g not in present)
+    flow_plan = plan_flows(net.bridge, by_cookie(want), have_cookies, scope_groups | orphans)
+    if flow_plan or request.forget_macs:
+        flows.apply(flow_plan, request.forget_macs)  # type: ignore[arg-type]
+    return Outcome(ports, flow_plan, created)
+
+
+def device_exists(name: str) -> bool:
+    return os.path.exists(os.path.join("/sys/class/net", name))

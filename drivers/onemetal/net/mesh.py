@@ -1,0 +1,40 @@
+"""Host entry `mesh-peers <this host> [--dry-run]`: take the pushed host pool, converge the tunnels.
+
+The frontend (`onemetal mesh sync`) sends the HOST_POOL with TUNNEL_IP filled in
+for every member. The host keeps the list (for `pre`, which re-ensures it) and
+brings its tunnel ports to it in one OVSDB transaction: new peers added, gone
+ones removed, nothing else touched; with no change, nothing is written.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence, TextIO
+
+from onemetal.errors import InputError
+from onemetal.net import peers
+from onemetal.net.bridge import Request, converge
+from onemetal.net.host import NetHost
+from onemetal.opennebula import payload, values
+from onemetal.opennebula.resources import host_pool
+from onemetal.reconcile import diff
+
+
+def entry(args: Sequence[str], stdin: TextIO) -> str:
+    dry_run = "--dry-run" in args
+    rest = [a for a in args if a != "--dry-run"]
+    if len(rest) != 1:
+        raise InputError("expected this host's name (and optionally --dry-run)", "argv")
+    me = values.name(rest[0], "argv[1] (host name)")
+    mesh = peers.peers_from_pool(host_pool(payload.read_payload(stdin.read(), "stdin",
+                                                                 root="HOST_POOL")), me)
+    host = NetHost.load()
+    with host.lock():
+        files = peers.state(host.state_dir)
+        stored = diff("peers", {peers.PEERS_FILE: peers.render(mesh)}, files.read())
+        if stored and not dry_run:
+            files.apply(stored)
+        outcome = converge(host.ovs, host.flows, host.cfg.net, Request(tunnels=host.tunnels(mesh)),
+                           dry_run=dry_run)
+    changed = bool(outcome.ports) or bool(stored)
+    return "\n".join([f"PEERS={len(mesh.peers)} CHANGED={'YES' if changed else 'NO'}",
+                      *outcome.ports.lines()])

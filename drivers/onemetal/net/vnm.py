@@ -1,0 +1,125 @@
+"""The VNM actions of ovswitch_vxlan_unicast: what oned runs on a host around each VM action.
+
+pre     (before the VM starts; taps may not exist yet) mesh + shared flows, and
+        the VM's ports whose device already exists (restore, attach);
+post    <deploy_id> <host>: the VM's ports, which must exist now (libvirt plugged them);
+clean   <host>: the VM's ports and flows go (only the NIC being detached, if any);
+update_sg <deploy_id>, update_nic <deploy_id> <vnet_id>: the VM's ports again.
+Every NIC is checked before anything changes: a bad one fails the action with
+its field named and the bridge untouched.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence, TextIO
+
+from onemetal.errors import InputError
+from onemetal.net.bridge import Outcome, Request, VmPortSpec, converge, device_exists
+from onemetal.net.host import NetHost
+from onemetal.net.mtu import nic_mtu
+from onemetal.net.secgroups import compile_filter
+from onemetal.opennebula import payload, values
+from onemetal.opennebula.protocol import log
+from onemetal.opennebula.vm import VM, Nic
+
+VN_MAD = "ovswitch_vxlan_unicast"
+MAX_VNI = 2**24 - 1
+
+
+def port_name(vm: VM, nic: Nic) -> str:
+    return nic.target or f"one-{vm.id}-{nic.nic_id}"
+
+
+def vni(nic: Nic, field: str) -> int:
+    if nic.vlan_id is None:
+        raise InputError("missing: the vnet needs VLAN_ID (or AUTOMATIC_VLAN_ID=YES); it is the "
+                         "VXLAN VNI", f"{field}/VLAN_ID")
+    if not 1 <= nic.vlan_id <= MAX_VNI:
+        raise InputError(f"{nic.vlan_id} is out of range for a VNI (1..{MAX_VNI})",
+                         f"{field}/VLAN_ID")
+    return nic.vlan_id
+
+
+def nic_spec(vm: VM, nic: Nic, bridge: str, maximum: int) -> VmPortSpec:
+    """The port a NIC needs; raises InputError naming the field for anything wrong."""
+    field = f"NIC[NIC_ID={nic.nic_id}]"
+    if nic.mac is None:
+        raise InputError("missing: every NIC needs a MAC", f"{field}/MAC")
+    if nic.bridge != bridge:
+        raise InputError(f"{nic.bridge!r} is not this host's mesh bridge {bridge!r} (onemetal.conf "
+                         f"net.bridge); vnets of {VN_MAD} share it and are kept apart by VNI",
+                         f"{field}/BRIDGE")
+    return VmPortSpec(vm_id=vm.id, nic_id=nic.nic_id, mac=nic.mac, vni=vni(nic, field),
+                      mtu=nic_mtu(nic, maximum, field))
+
+
+def _read_vm(stdin: TextIO) -> VM:
+    return VM.from_xml(payload.read_payload(stdin.read(), "stdin", root="VM"))
+
+
+def _ports(host: NetHost, vm: VM, require_devices: bool) -> Request:
+    mesh = host.mesh()
+    nics = [n for n in vm.nics_for(VN_MAD) if not n.alias]
+    maximum = host.max_mtu(mesh)
+    specs = {port_name(vm, n): nic_spec(vm, n, host.cfg.net.bridge, maximum) for n in nics}
+    missing = [name for name in specs if not device_exists(name)]
+    if require_devices and missing:
+        raise InputError(f"device {missing[0]} does not exist on this host (is the VM running?)",
+                         f"NIC/TARGET")
+    return Request(tunnels=host.tunnels(mesh),
+                   vm_ports={n: s for n, s in specs.items() if n not in missing},
+                   vm_scope=frozenset(specs),
+                   filters={port_name(vm, n): compile_filter(vm.rules_for(n)) for n in nics})
+
+
+def _report(action: str, outcome: Outcome) -> None:
+    if outcome:
+        log("INFO", action, "; ".join(outcome.lines()) or "bridge created")
+
+
+def _converge(action: str, stdin: TextIO, require_devices: bool) -> None:
+    vm = _read_vm(stdin)
+    host = NetHost.load()
+    with host.lock():
+        request = _ports(host, vm, require_devices)
+        _report(action, converge(host.ovs, host.flows, host.cfg.net, request))
+
+
+def _args(args: Sequence[str], names: Sequence[str]) -> list[str]:
+    if len(args) != len(names):
+        raise InputError(f"expected {len(names)} arguments ({' '.join(names) or 'none'}), "
+                         f"got {len(args)}", "argv")
+    return [values.text(a, f"argv[{i + 1}] ({n})") for i, (a, n) in enumerate(zip(args, names))]
+
+
+def pre(args: Sequence[str], stdin: TextIO) -> None:
+    _args(args, [])
+    _converge("pre", stdin, require_devices=False)
+
+
+def post(args: Sequence[str], stdin: TextIO) -> None:
+    _args(args, ["deploy_id", "host"])
+    _converge("post", stdin, require_devices=True)
+
+
+def update_sg(args: Sequence[str], stdin: TextIO) -> None:
+    _args(args, ["deploy_id"])
+    _converge("update_sg", stdin, require_devices=False)
+
+
+def update_nic(args: Sequence[str], stdin: TextIO) -> None:
+    _args(args, ["deploy_id", "vnet_id"])
+    _converge("update_nic", stdin, require_devices=False)
+
+
+def clean(args: Sequence[str], stdin: TextIO) -> None:
+    _args(args, ["host"])
+    vm = _read_vm(stdin)
+    nics = [n for n in vm.nics_for(VN_MAD) if not n.alias]
+    # A detach runs clean with the leaving NIC marked ATTACH=YES: only that one goes.
+    leaving = [n for n in nics if n.attach] or nics
+    host = NetHost.load()
+    with host.lock():
+        request = Request(tunnels=None, vm_scope=frozenset(port_name(vm, n) for n in leaving),
+                          forget_macs=frozenset(n.mac for n in leaving if n.mac))
+        _report("clean", converge(host.ovs, host.flows, host.cfg.net, request))
