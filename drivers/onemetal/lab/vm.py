@@ -48,6 +48,8 @@ class LabVM:
         # its private /run hides the /run/netns names.
         netns.ROOT.run(["ip", "-n", ns, "link", "add", "eth0", "mtu", str(mtu), "type", "veth",
                         "peer", "name", port, "netns", str(host.anchor_pid), "mtu", str(mtu)])
+        # The host side talks IPv6 to the guest directly (not through OVS): keep it quiet.
+        host.run(["sysctl", "-q", "-w", f"net.ipv6.conf.{port}.disable_ipv6=1"])
         host.run(["ip", "link", "set", port, "up"])
         host.run(["ethtool", "-K", port, "tx", "off"])
         tag = [f"tag={vlan}"] if vlan is not None else []

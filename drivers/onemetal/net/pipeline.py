@@ -8,7 +8,8 @@ vnets sharing the bridge never see each other's frames.
 
 Tables:
   0  CLASSIFY  VM port + its MAC -> tun_id = VNI, reg0 = 0 (local), to 10;
-               tunnel -> reg0 = 1 (from the mesh), to 20; anything else dropped
+               tunnel -> reg0 = 1 (from the mesh), to 20 (BFD apart: OVS consumes it);
+               anything else dropped
                (a spoofed source MAC, the bridge's own port).
   10 EGRESS    security groups of the sending VM: conntrack in the port's zone
   11             and its outbound whitelist; open ports go straight on.
@@ -38,6 +39,7 @@ from onemetal.net.secgroups import Filter
 
 CLASSIFY, EGRESS, EGRESS_CT, LEARN, MACS, FORWARD, INGRESS, INGRESS_CT = 0, 10, 11, 20, 30, 40, 60, 61
 assert MACS == LEARN_TABLE
+BFD_PORT = 3784
 # Neighbour discovery (router/neighbour solicitation and advertisement) passes like ARP.
 _ND_TYPES = (133, 134, 135, 136)
 
@@ -81,7 +83,10 @@ def shared_flows(vm_ports: Sequence[VmPort], tunnels: Sequence[TunnelPortState],
 
 def tunnel_flows(tunnel: TunnelPortState) -> list[Flow]:
     t = tunnel.ofport
-    return [Flow(CLASSIFY, 100, f"in_port={t}", f"load:1->NXM_NX_REG0[],resubmit(,{LEARN})", t),
+    # BFD control packets are consumed by OVS before any action runs; matching them on
+    # their own keeps them out of the data counters of the flow below.
+    return [Flow(CLASSIFY, 110, f"in_port={t},udp,tp_dst={BFD_PORT}", "drop", t),
+            Flow(CLASSIFY, 100, f"in_port={t}", f"load:1->NXM_NX_REG0[],resubmit(,{LEARN})", t),
             Flow(FORWARD, 5, f"reg0=0,reg1={t}", f"output:{t}", t)]
 
 
