@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -129,3 +130,83 @@ def test_host_join_and_leave_lose_no_packet_and_touch_nothing_else(lab, vms):
     ports = lab.host("one-1").vsctl("list-ports", "br-mesh").split()
     assert "vxac1fff0e" in ports and "vxac1fff0d" not in ports
     drive.mesh(lab, "sync", MESH)  # back to the module's mesh
+
+
+def test_mesh_plan_changes_nothing_and_a_sync_without_change_writes_nothing(lab, vms):
+    before = {h: config_columns(lab, h) for h in MESH}
+    planned = drive.mesh(lab, "plan", MESH + ["one-4"]).stdout
+    assert "one-0: PEERS=4 CHANGED=YES" in planned and "+ vxac1fff0e: vxlan to one-4" in planned
+    assert {h: config_columns(lab, h) for h in MESH} == before
+    same = drive.mesh(lab, "sync", MESH).stdout
+    assert same.count("CHANGED=NO") == 4, same
+    assert {h: config_columns(lab, h) for h in MESH} == before
+
+
+def test_unreachable_host_fails_the_sync_but_not_the_others(lab, vms):
+    result = drive.mesh(lab, "sync", [*MESH, "ghost=172.31.255.99"], "--parallel", "5",
+                        check=False)
+    assert result.returncode == 1
+    assert "ghost: FAILED" in result.stdout and result.stdout.count("CHANGED=YES") == 4
+    drive.mesh(lab, "sync", MESH)
+
+
+def probe(lab, host):
+    """The host/system probe as the monitord client runs it: its stdout is template text."""
+    out = lab.ssh(host).run(["/var/tmp/one/im/kvm-probes.d/host/system/onemetal_mesh"])
+    assert out.returncode == 0
+    return out.stdout
+
+
+def test_health_probe_reports_each_peer_and_which_path_is_down(lab, vms):
+    healthy = probe(lab, "one-0")
+    assert 'ONEMETAL_MESH_STATUS="ok"' in healthy and 'ONEMETAL_MESH_PEERS_UP="3"' in healthy
+    assert 'ONEMETAL_MESH_MTU="1450"' in healthy
+    assert 'NAME="one-3",TUNNEL_IP="172.31.255.13",STATE="up"' in healthy
+    # The provider drops VXLAN from one-0 to one-3 (the classic security group mistake);
+    # ICMP between them still passes, so only a check on the tunnel itself sees it.
+    lab.underlay.run(["nft", "-f", "-"], input=(
+        "table bridge labfilter {\n chain forward {\n  type filter hook forward priority 0;\n"
+        "  ip saddr 172.31.255.10 ip daddr 172.31.255.13 udp dport 4789 drop\n }\n}\n"))
+    try:
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            report = probe(lab, "one-0")
+            if 'NAME="one-3",TUNNEL_IP="172.31.255.13",STATE="down"' in report:
+                break
+            time.sleep(0.5)
+        assert 'ONEMETAL_MESH_STATUS="degraded"' in report, report
+        assert 'ONEMETAL_MESH_PEERS_UP="2"' in report
+        assert 'NAME="one-1",TUNNEL_IP="172.31.255.11",STATE="up"' in report
+    finally:
+        lab.underlay.run(["nft", "delete", "table", "bridge", "labfilter"])
+
+
+POOL = """<HOST_POOL>{}</HOST_POOL>"""
+HOST = ("<HOST><ID>{id}</ID><NAME>{name}</NAME><STATE>{state}</STATE><PREV_STATE>2</PREV_STATE>"
+        "<IM_MAD>kvm</IM_MAD><VM_MAD>kvm</VM_MAD><CLUSTER_ID>0</CLUSTER_ID><CLUSTER>default</CLUSTER>"
+        "<TEMPLATE><HYPERVISOR><![CDATA[kvm]]></HYPERVISOR>{tunnel}</TEMPLATE></HOST>")
+
+
+def test_mesh_sync_reads_the_host_pool_through_the_api(lab, vms, tmp_path_factory):
+    def host(i, state=2, tunnel=True):
+        ip = f"<TUNNEL_IP><![CDATA[172.31.255.{10 + i}]]></TUNNEL_IP>" if tunnel else ""
+        return HOST.format(id=i, name=f"one-{i}", state=state, tunnel=ip)
+    # one-2 has no TUNNEL_IP (its name is resolved); one-4 is OFFLINE, so not a member.
+    pool = POOL.format("".join([host(0), host(1), host(2, tunnel=False), host(3),
+                                host(4, state=8)]))
+    workdir = tmp_path_factory.mktemp("api")
+    (workdir / "pool.xml").write_text(pool)
+    (workdir / "one_auth").write_text("oneadmin:opennebula\n")
+    lab.frontend.spawn([sys.executable, "-m", "onemetal.lab.one_api", "2633",
+                        "oneadmin:opennebula", str(workdir / "pool.xml")], str(workdir / "api.log"))
+    env = {"ONE_XMLRPC": "http://127.0.0.1:2633/RPC2", "ONE_AUTH": str(workdir / "one_auth")}
+    argv = [sys.executable, "-m", "onemetal.cli.onemetal", "mesh", "plan"]
+    deadline = time.monotonic() + 10
+    while (result := lab.frontend_cli(env).run(argv, check=False)).returncode != 0:
+        assert time.monotonic() < deadline, result.stderr
+        time.sleep(0.2)  # the API double is starting
+    assert sorted(result.stdout.split("\n")[:-1]) == [f"{h}: PEERS=3 CHANGED=NO" for h in MESH]
+    (workdir / "one_auth").write_text("oneadmin:wrong\n")
+    refused = lab.frontend_cli(env).run(argv, check=False)
+    assert refused.returncode == 1 and "Traceback" not in refused.stderr
+    assert refused.stderr.startswith("onemetal: one.hostpool.info: ") and "authenticated" in refused.stderr

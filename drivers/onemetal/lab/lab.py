@@ -200,6 +200,11 @@ class Lab:
         raise LabError(f"no host {name!r} in this lab ({', '.join(h.name for h in self.hosts)})")
 
     @property
+    def underlay(self) -> Runner:
+        """Commands in the underlay namespace: the provider's network between the hosts."""
+        return netns.in_netns(self._ns("ul"))
+
+    @property
     def frontend(self) -> Runner:
         """Commands in the frontend namespace (where oned, onenat and onemetal run)."""
         return netns.in_netns(self._ns("fe"))

@@ -8,9 +8,9 @@ http://localhost:2633/RPC2), session from the file ONE_AUTH names (default
 from __future__ import annotations
 
 import os
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
-from onemetal.errors import ConfigError, InputError
+from onemetal.errors import ConfigError, InputError, OneMetalError
 from onemetal.opennebula import values
 from onemetal.opennebula.resources import Host
 
@@ -52,10 +52,26 @@ def _template(raw: Any) -> dict[str, str]:
     return {k: str(v) for k, v in raw.items() if not isinstance(v, (Mapping, list))}
 
 
+class ApiError(OneMetalError):
+    """oned refused a call or could not be reached."""
+
+
+def call(method: Callable[..., Any], name: str, *args: Any) -> Any:
+    """One API call; pyone's exceptions and connection errors become one clear line."""
+    import pyone
+
+    try:
+        return method(*args)
+    except pyone.OneException as exc:
+        raise ApiError(str(exc).strip(), name) from None
+    except OSError as exc:
+        raise ApiError(f"cannot reach oned at {endpoint()} ({exc})", name) from None
+
+
 def host_pool(server: Any) -> tuple[Host, ...]:
     """one.hostpool.info as Host views (names checked like any other input)."""
     out = []
-    for h in _listed(server.hostpool.info().HOST):
+    for h in _listed(call(server.hostpool.info, "one.hostpool.info").HOST):
         field = f"HOST[ID={h.ID}]"
         try:
             out.append(Host(id=int(h.ID), name=values.name(str(h.NAME), f"{field}/NAME"),
