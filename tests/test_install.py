@@ -1,6 +1,7 @@
 import os
 import shutil
 import subprocess
+import sys
 
 import pytest
 from click.testing import CliRunner
@@ -54,6 +55,23 @@ def test_installed_remote_runs_under_the_system_python_outside_the_checkout(tmp_
                           timeout=30, env={"PATH": "/usr/bin:/bin"})
     assert proc.returncode == 0, proc.stderr
     assert '"ip": "192.168.0.9"' in proc.stdout
+
+
+def test_driver_actions_probe_and_hook_are_installed_as_oned_expects(tmp_path):
+    install.install(layout(tmp_path), dry_run=False, apply_oned_conf=False, out=[])
+    remotes = tmp_path / "var" / "remotes"
+    for action in ("pre", "post", "clean", "update_sg", "update_nic", "vnet_create", "vnet_delete"):
+        path = remotes / "vnm" / "ovswitch_vxlan_unicast" / action
+        assert path.is_file() and not path.is_symlink() and os.access(path, os.X_OK), action
+    assert os.access(remotes / "im" / "kvm-probes.d" / "host" / "system" / "onemetal_mesh", os.X_OK)
+    hook = remotes / "hooks" / "onemetal" / "mesh-sync"
+    # pyone is only where onemetal is installed: the hook names that interpreter.
+    assert hook.read_text().splitlines()[0] == f"#!{sys.executable}"
+    # Run as oned's hook manager would, on a frontend without a session file: one clear line.
+    proc = subprocess.run([str(hook)], capture_output=True, text=True, timeout=30,
+                          env={"PATH": "/usr/bin:/bin", "ONE_AUTH": str(tmp_path / "none")})
+    assert proc.returncode == 1 and proc.stderr.startswith("onemetal: ONE_AUTH=")
+    assert "Traceback" not in proc.stderr
 
 
 def test_dry_run_prints_the_plan_and_changes_nothing(tmp_path):

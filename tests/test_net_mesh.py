@@ -206,6 +206,10 @@ def test_mesh_sync_reads_the_host_pool_through_the_api(lab, vms, tmp_path_factor
         assert time.monotonic() < deadline, result.stderr
         time.sleep(0.2)  # the API double is starting
     assert sorted(result.stdout.split("\n")[:-1]) == [f"{h}: PEERS=3 CHANGED=NO" for h in MESH]
+    # The HOST hook, as the hook manager runs it on the frontend (installed, its own interpreter).
+    hook = f"{lab.workdir}/frontend/var/lib/one/remotes/hooks/onemetal/mesh-sync"
+    ran = lab.frontend_cli(env).run([hook])
+    assert sorted(ran.stdout.split("\n")[:-1]) == [f"{h}: PEERS=3 CHANGED=NO" for h in MESH]
     (workdir / "one_auth").write_text("oneadmin:wrong\n")
     refused = lab.frontend_cli(env).run(argv, check=False)
     assert refused.returncode == 1 and "Traceback" not in refused.stderr

@@ -48,6 +48,19 @@ def _digest(path: str) -> FileState:
     return hashlib.sha256(data).hexdigest()[:16], os.stat(path).st_mode & 0o777
 
 
+# A hook runs on the frontend with the interpreter onemetal is installed in (pyone is there).
+_ENV_PYTHON = b"#!/usr/bin/env python3\n"
+
+
+def _content(src: str, dest: str) -> bytes:
+    """What `dest` must hold: the source, with a hook's interpreter line made explicit."""
+    with open(src, "rb") as f:
+        data = f.read()
+    if f"{os.sep}hooks{os.sep}onemetal{os.sep}" in dest and data.startswith(_ENV_PYTHON):
+        data = f"#!{sys.executable}\n".encode() + data[len(_ENV_PYTHON):]
+    return data
+
+
 def _mode(path: str) -> int:
     with open(path, "rb") as f:
         return 0o755 if f.read(2) == b"#!" else 0o644
@@ -129,7 +142,8 @@ class InstalledFiles:
     def want(self, remove_all: bool = False) -> dict[str, FileState]:
         if remove_all:
             return {}
-        return {dest: (_digest(src)[0], _mode(src)) for dest, src in self.sources.items()}
+        return {dest: (hashlib.sha256(_content(src, dest)).hexdigest()[:16], _mode(src))
+                for dest, src in self.sources.items()}
 
     def read(self) -> Mapping[str, FileState]:
         paths = set(self.sources) | set(self.layout.recorded())
@@ -139,7 +153,8 @@ class InstalledFiles:
         for dest in [*plan.add, *plan.change]:
             os.makedirs(os.path.dirname(dest), exist_ok=True)
             tmp = dest + ".onemetal-new"
-            shutil.copyfile(self.sources[dest], tmp)
+            with open(tmp, "wb") as f:
+                f.write(_content(self.sources[dest], dest))
             os.chmod(tmp, _mode(self.sources[dest]))
             os.replace(tmp, dest)
         for dest in plan.remove:
