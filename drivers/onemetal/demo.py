@@ -1,25 +1,36 @@
 """`onemetal demo`: the reference deployment on one machine, as far as the drivers built so far go.
 
 Hosts one-0..one-N as namespaces with OVS, nftables and sshd; onemetal installed
-into a frontend prefix and synced to the hosts as `onehost sync` does; each
-host told its mesh peers over SSH; a VM payload decoded on a host through the
-same ssh/heredoc path oned uses; two VMs on one host's bridge reaching each other.
+into a frontend prefix and synced to the hosts as `onehost sync` does; the VXLAN
+mesh built by `onemetal mesh sync`; VMs of two vnets deployed through the
+network driver's pre/post over SSH as oned runs them; then what an operator
+would check: same-vnet VMs reach each other across hosts, other vnets do not,
+the MTU is the underlay's minus 50, and the hosts' probe reports every peer up.
 """
 
 from __future__ import annotations
 
-import json
 import os
+import time
 from typing import Callable
 
 from onemetal import install
-from onemetal.lab import Lab
-from onemetal.lab import samples
-from onemetal.lab.oned import Step, ssh_stream
+from onemetal.lab import Lab, drive
+from onemetal.lab.samples import SampleNic
+
+
+def _nic(vm_id: int, vni: int) -> SampleNic:
+    return SampleNic(0, f"192.168.0.{vm_id}", f"02:00:c0:a8:00:{vm_id:02x}", vlan_id=vni, mtu=None)
 
 
 def run_demo(hosts: int, underlay_mtu: int, say: Callable[[str], None]) -> int:
     failures = 0
+
+    def step(ok: bool, text: str) -> None:
+        nonlocal failures
+        failures += not ok
+        say(f"{'ok    ' if ok else 'FAILED'} {text}")
+
     with Lab(hosts=hosts, underlay_mtu=underlay_mtu) as lab:
         say(f"lab up: {hosts} hosts in {lab.timings['start']:.2f} s "
             f"({', '.join(f'{h.name}={h.address}' for h in lab.hosts)})")
@@ -30,29 +41,27 @@ def run_demo(hosts: int, underlay_mtu: int, say: Callable[[str], None]) -> int:
         lab.sync_remotes(os.path.join(prefix, "remotes"))
         say(f"installed {len(plan)} files into the frontend, remotes synced to every host")
 
-        pool = samples.b64(samples.host_pool_xml(
-            [(i, h.name, h.address) for i, h in enumerate(lab.hosts)]))
-        for host in lab.hosts:
-            result = lab.ssh(host.name).run_entry("mesh-peers", [host.name], input=pool, check=False)
-            failures += result.returncode != 0
-            say(f"{host.name}: mesh peers stored: {result.stdout.strip() or result.stderr.strip()}")
-
-        vm_xml = samples.vnm_vm_xml(42, "one-1", [samples.SampleNic(0, "192.168.0.2", "02:00:c0:a8:00:02")])
-        [step] = ssh_stream(lab.ssh("one-1"), [Step("onemetal/call", ("describe-vm",),
-                                                    samples.b64(vm_xml))])
-        failures += step.code != 0
-        nic = json.loads(step.stdout)["nics"][0] if step.code == 0 else {}
-        say(f"one-1: VM 42 as a driver reads it: NIC {nic.get('nic_id')} bridge={nic.get('bridge')} "
-            f"vni={nic.get('vlan_id')} ip={nic.get('ip')} (exit {step.code})")
-
-        host = lab.host("one-1")
-        host.vsctl("--may-exist", "add-br", "onebr0", "--", "set", "bridge", "onebr0",
-                   "datapath_type=netdev")
-        vm_a = lab.add_vm("one-1", "vm-a", "onebr0", "192.168.0.2/24")
-        lab.add_vm("one-1", "vm-b", "onebr0", "192.168.0.3/24")
-        reached = vm_a.ping("192.168.0.3", count=3)
-        failures += not reached
-        say(f"one-1: vm-a -> vm-b ping {'ok' if reached else 'FAILED'}")
+        names = [h.name for h in lab.hosts]
+        synced = drive.mesh(lab, "sync", names, check=False)
+        step(synced.returncode == 0, f"onemetal mesh sync: {synced.stdout.count('CHANGED=YES')} "
+                                     f"hosts got {hosts - 1} tunnel ports each")
+        # vnet A (VNI 100) on every host, vnet B (VNI 200) on one-0 only; one subnet for both.
+        a = [drive.deploy(lab, name, 10 + i, [_nic(10 + i, 100)])[0] for i, name in enumerate(names)]
+        [b] = drive.deploy(lab, names[0], 20, [_nic(20, 200)])
+        say(f"deployed {len(a)} VMs on vnet VNI 100 (one per host) and 1 on VNI 200 "
+            "(pre, libvirt-style plug, post)")
+        step(all(a[0].ping(vm.ip, count=2) for vm in a[1:]),
+             f"{a[0].name} on {a[0].host} pings every VNI 100 VM on the other hosts")
+        step(not b.ping(a[1].ip, count=1, timeout=1), f"{b.name} (VNI 200) cannot reach "
+                                                      f"{a[1].name} (VNI 100), same subnet")
+        mtu = int(lab.host(names[0]).vsctl("get", "interface", a[0].port, "mtu"))
+        step(mtu == underlay_mtu - 50, f"VM port MTU {mtu} = underlay {underlay_mtu} - 50; a "
+                                       f"{mtu}-byte don't-fragment ping crosses: "
+                                       f"{a[0].ping(a[1].ip, size=mtu - 28, dont_fragment=True)}")
+        time.sleep(1)  # BFD sessions come up
+        probe = lab.ssh(names[0]).run(["/var/tmp/one/im/kvm-probes.d/host/system/onemetal_mesh"])
+        status = [line for line in probe.stdout.splitlines() if "STATUS" in line or "UP=" in line]
+        step('ONEMETAL_MESH_STATUS="ok"' in probe.stdout, f"{names[0]} probe: {' '.join(status)}")
     say(f"lab down in {lab.timings['teardown']:.2f} s; "
         f"{'all steps ok' if not failures else f'{failures} steps FAILED'}")
     return 1 if failures else 0

@@ -31,7 +31,10 @@ class NetHost:
 
     @property
     def runner(self) -> Runner:
-        return Runner(timeout=self.cfg.core.command_timeout)
+        """Runs OVS commands; as oneadmin through `sudo -n`, which the sudoers rules of
+        OpenNebula's node packages allow for ovs-vsctl and ovs-ofctl (no password prompt)."""
+        prefix = ("sudo", "-n") if os.geteuid() != 0 else ()
+        return Runner(prefix=prefix, timeout=self.cfg.core.command_timeout)
 
     @property
     def ovs(self) -> OvsDb:
