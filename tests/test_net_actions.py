@@ -19,8 +19,7 @@ HOSTS = ["one-0", "one-1"]
 
 @pytest.fixture(scope="module")
 def lab():
-    with installed_lab(2) as lab:
-        drive.mesh(lab, "sync", HOSTS)
+    with installed_lab(2, mesh=HOSTS) as lab:
         yield lab
 
 

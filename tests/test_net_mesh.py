@@ -24,8 +24,7 @@ def nic(vm_id: int, vni: int, **options: object) -> SampleNic:
 
 @pytest.fixture(scope="module")
 def lab():
-    with installed_lab(5) as lab:
-        drive.mesh(lab, "sync", MESH)
+    with installed_lab(5, mesh=MESH) as lab:
         yield lab
 
 

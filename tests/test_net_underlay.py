@@ -23,8 +23,7 @@ def vm_nic(vm_id: int, subnet: int = 3) -> SampleNic:
 
 @pytest.fixture(scope="module")
 def mesh4():
-    with installed_lab(4) as lab:
-        drive.mesh(lab, "sync", [h.name for h in lab.hosts])
+    with installed_lab(4, mesh=[f"one-{i}" for i in range(4)]) as lab:
         vms = [drive.deploy(lab, h.name, 71 + i, [vm_nic(71 + i)])[0]
                for i, h in enumerate(lab.hosts)]
         yield lab, vms
@@ -89,8 +88,7 @@ def test_mesh_stays_quiet_when_idle(mesh4):
 
 
 def test_jumbo_underlay_gives_vm_mtu_8951():
-    with installed_lab(2, underlay_mtu=9001) as lab:
-        drive.mesh(lab, "sync", ["one-0", "one-1"])
+    with installed_lab(2, mesh=["one-0", "one-1"], underlay_mtu=9001) as lab:
         [a] = drive.deploy(lab, "one-0", 81, [vm_nic(81, 4)])
         [b] = drive.deploy(lab, "one-1", 82, [vm_nic(82, 4)])
         assert lab.host("one-0").vsctl("get", "interface", a.port, "mtu") == "8951"

@@ -188,6 +188,8 @@ def converge(ovs: OvsDb, flows: FlowTable, net: NetConfig, request: Request,
              dry_run: bool = False) -> Outcome:
     state = ovs.read(net.bridge)
     created = not state.exists
+    if created and request.tunnels is None and not request.vm_ports:
+        return Outcome(diff(f"ports@{net.bridge}", {}, {}), None, False)  # nothing to remove
     commands = bridge_commands(state, net)
     scope = request.vm_scope | _stale_vm_ports(state)
     mesh = request.tunnels is not None

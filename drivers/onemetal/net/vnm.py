@@ -11,7 +11,7 @@ its field named and the bridge untouched.
 
 from __future__ import annotations
 
-from typing import Sequence, TextIO
+from typing import Callable, Sequence, TextIO
 
 from onemetal.errors import InputError
 from onemetal.net.bridge import Outcome, Request, VmPortSpec, converge, device_exists
@@ -57,11 +57,18 @@ def _read_vm(stdin: TextIO) -> VM:
     return VM.from_xml(payload.read_payload(stdin.read(), "stdin", root="VM"))
 
 
+def port_specs(host: NetHost, vm: VM) -> dict[str, VmPortSpec]:
+    """The VM's ports on this host by tap name, each NIC checked. The VMM takes the MTU for
+    libvirt's <mtu> from here, so the guest, the tap and the OVS port agree."""
+    maximum = host.max_mtu(host.mesh())
+    return {port_name(vm, n): nic_spec(vm, n, host.cfg.net.bridge, maximum)
+            for n in vm.nics_for(VN_MAD) if not n.alias}
+
+
 def _ports(host: NetHost, vm: VM, require_devices: bool) -> Request:
     mesh = host.mesh()
     nics = [n for n in vm.nics_for(VN_MAD) if not n.alias]
-    maximum = host.max_mtu(mesh)
-    specs = {port_name(vm, n): nic_spec(vm, n, host.cfg.net.bridge, maximum) for n in nics}
+    specs = port_specs(host, vm)
     missing = [name for name in specs if not device_exists(name)]
     if require_devices and missing:
         raise InputError(f"device {missing[0]} does not exist on this host (is the VM running?)",
@@ -92,24 +99,19 @@ def _args(args: Sequence[str], names: Sequence[str]) -> list[str]:
     return [values.text(a, f"argv[{i + 1}] ({n})") for i, (a, n) in enumerate(zip(args, names))]
 
 
-def pre(args: Sequence[str], stdin: TextIO) -> None:
-    _args(args, [])
-    _converge("pre", stdin, require_devices=False)
+def _action(name: str, arg_names: Sequence[str], require_devices: bool) -> Callable[
+        [Sequence[str], TextIO], None]:
+    def action(args: Sequence[str], stdin: TextIO) -> None:
+        _args(args, arg_names)
+        _converge(name, stdin, require_devices)
+    action.__name__ = action.__qualname__ = name
+    return action
 
 
-def post(args: Sequence[str], stdin: TextIO) -> None:
-    _args(args, ["deploy_id", "host"])
-    _converge("post", stdin, require_devices=True)
-
-
-def update_sg(args: Sequence[str], stdin: TextIO) -> None:
-    _args(args, ["deploy_id"])
-    _converge("update_sg", stdin, require_devices=False)
-
-
-def update_nic(args: Sequence[str], stdin: TextIO) -> None:
-    _args(args, ["deploy_id", "vnet_id"])
-    _converge("update_nic", stdin, require_devices=False)
+pre = _action("pre", [], require_devices=False)
+post = _action("post", ["deploy_id", "host"], require_devices=True)
+update_sg = _action("update_sg", ["deploy_id"], require_devices=False)
+update_nic = _action("update_nic", ["deploy_id", "vnet_id"], require_devices=False)
 
 
 def clean(args: Sequence[str], stdin: TextIO) -> None:
