@@ -236,9 +236,8 @@ class Lab:
 
     def frontend_cli(self, env: dict[str, str] | None = None) -> Runner:
         """The frontend namespace with ONEMETAL_CONF pointing at `frontend_conf()`."""
-        base = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG")}
         return Runner(prefix=("ip", "netns", "exec", self._ns("fe")), timeout=120.0,
-                      env={**base, "ONEMETAL_CONF": self.frontend_conf(), **(env or {})},
+                      env={"ONEMETAL_CONF": self.frontend_conf(), **(env or {})},
                       where="frontend")
 
     def add_vm(self, host: str, name: str, bridge: str, address: str, *,

@@ -107,7 +107,7 @@ def bridge_commands(state: BridgeState, net: NetConfig) -> list[list[str]]:
         # secure: with no flows (a restarted ovs-vswitchd) the bridge drops instead of
         # falling back to NORMAL, which in a full mesh is a broadcast storm.
         return [["add-br", state.name], ["set", "bridge", state.name, *settings]]
-    if state.datapath_type not in (net.datapath, "" if net.datapath == "system" else net.datapath):
+    if (state.datapath_type or "system") != net.datapath:  # OVS leaves "system" empty
         raise ConfigError(f"bridge {state.name} exists with datapath {state.datapath_type!r}, "
                           f"not {net.datapath!r}", "net.datapath")
     if state.fail_mode != "secure" or state.external_ids.get(K_OWNER) != OWNER:

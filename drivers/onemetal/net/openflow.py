@@ -82,7 +82,6 @@ class FlowTable:
         lines += [f"delete table={LEARN_TABLE},cookie={LEARNED:#x}/{MARKER_MASK:#x},dl_dst={mac}"
                   for mac in sorted(set(forget_macs))]
         lines += [f"add {f.text()}" for f in sorted(plan.add.values())]
-        lines += [f"add {new.text()}" for _, new in plan.change.values()]
         if lines:
             self.runner.run(["ovs-ofctl", "--bundle", "add-flows", self.bridge, "-"],
                             input="\n".join(lines) + "\n")
@@ -92,7 +91,8 @@ def plan_flows(bridge: str, want: Mapping[int, Flow], have: frozenset[int],
                groups: frozenset[int] | None) -> Plan[int, Flow]:
     """Pure: the flow changes, limited to `groups` (None: every group we own).
 
-    Flows of groups outside `groups` belong to other VMs' ports: left alone."""
+    Flows of groups outside `groups` belong to other VMs' ports: left alone. A changed
+    flow has a new cookie, so there are only additions and removals."""
     in_scope = (lambda c: True) if groups is None else (lambda c: group_of(c) in groups)
     return Plan(subject=f"flows@{bridge}",
                 add=MappingProxyType({c: f for c, f in want.items() if c not in have}),

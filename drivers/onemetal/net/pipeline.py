@@ -37,8 +37,8 @@ from typing import Iterable, Sequence
 from onemetal.net.openflow import LEARN_TABLE, LEARNED, SHARED, Flow
 from onemetal.net.secgroups import Filter
 
-CLASSIFY, EGRESS, EGRESS_CT, LEARN, MACS, FORWARD, INGRESS, INGRESS_CT = 0, 10, 11, 20, 30, 40, 60, 61
-assert MACS == LEARN_TABLE
+CLASSIFY, EGRESS, EGRESS_CT, LEARN, FORWARD, INGRESS, INGRESS_CT = 0, 10, 11, 20, 40, 60, 61
+MACS = LEARN_TABLE
 BFD_PORT = 3784
 # Neighbour discovery (router/neighbour solicitation and advertisement) passes like ARP.
 _ND_TYPES = (133, 134, 135, 136)

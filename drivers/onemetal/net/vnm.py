@@ -71,8 +71,9 @@ def _ports(host: NetHost, vm: VM, require_devices: bool) -> Request:
     specs = port_specs(host, vm)
     missing = [name for name in specs if not device_exists(name)]
     if require_devices and missing:
+        spec = specs[missing[0]]
         raise InputError(f"device {missing[0]} does not exist on this host (is the VM running?)",
-                         f"NIC/TARGET")
+                         f"NIC[NIC_ID={spec.nic_id}]/TARGET")
     return Request(tunnels=host.tunnels(mesh),
                    vm_ports={n: s for n, s in specs.items() if n not in missing},
                    vm_scope=frozenset(specs),
