@@ -144,3 +144,44 @@ def test_clean_removes_the_vm_ports_and_flows_and_keeps_the_tunnels(lab):
     assert lab.host("one-0").vsctl("--columns=_uuid", "find", "interface", "type=vxlan") == tunnels
     again = drive.check(drive.vnm(lab, "one-0", "clean", ["one-0"], xml), "clean")
     assert again.logs == ()  # idempotent: nothing left to remove
+
+
+def test_update_nic_applies_a_lower_vnet_mtu_to_the_running_port(lab):
+    n = nic(62, 100)
+    [vm] = drive.deploy(lab, "one-0", 62, [n])
+    assert lab.host("one-0").vsctl("get", "interface", vm.port, "mtu") == "1450"
+    lowered = SampleNic(**{**n.__dict__, "mtu": 1400})
+    xml = vnm_vm_xml(62, "one-0", [lowered])
+    drive.check(drive.vnm(lab, "one-0", "update_nic", ["deploy-62", "0"], xml), "update_nic")
+    assert lab.host("one-0").vsctl("get", "interface", vm.port, "mtu") == "1400"
+
+
+def test_detach_cleans_only_the_nic_marked_attach(lab):
+    nics = [SampleNic(i, f"192.168.2.{10 + i}", f"02:00:c0:a8:02:{10 + i:02x}") for i in range(2)]
+    vms = drive.deploy(lab, "one-0", 63, nics)
+    leaving = SampleNic(**{**nics[1].__dict__, "extra": (("ATTACH", "YES"),)})
+    drive.check(drive.vnm(lab, "one-0", "clean", ["one-0"], vnm_vm_xml(63, "one-0", [nics[0], leaving])),
+                "clean")
+    ports = lab.host("one-0").vsctl("list-ports", "br-mesh").split()
+    assert "one-63-0" in ports and "one-63-1" not in ports
+    [peer] = drive.deploy(lab, "one-1", 64, [SampleNic(0, "192.168.2.20", "02:00:c0:a8:02:14")])
+    assert peer.ping(vms[0].ip, count=1)
+
+
+def test_live_migration_steps_move_the_vm_and_leave_the_source_clean(lab):
+    n = nic(65, 100)
+    xml = vnm_vm_xml(65, "one-1", [n])
+    [before] = drive.deploy(lab, "one-0", 65, [n])
+    [watcher] = drive.deploy(lab, "one-1", 66, [nic(66, 100)])
+    assert watcher.ping(before.ip, count=1)
+    # oned: pre on the destination, migrate, clean on the source, post on the destination
+    # (given the SOURCE host's name). libvirt removes the source tap when the guest leaves.
+    drive.check(drive.vnm(lab, "one-1", "pre", [], xml), "pre")
+    lab.host("one-0").run(["ip", "link", "del", before.port])
+    drive.check(drive.vnm(lab, "one-0", "clean", ["one-0"], xml), "clean")
+    after = lab.add_vm("one-1", "vm65-moved", "br-mesh", f"{n.ip}/24", mac=n.mac, port="one-65-0")
+    drive.check(drive.vnm(lab, "one-1", "post", ["deploy-65", "one-0"], xml), "post")
+    after.set_mtu(1450)
+    assert "one-65-0" not in lab.host("one-0").vsctl("list-ports", "br-mesh").split()
+    assert after.ping(watcher.ip, count=1)  # the guest speaks first, as QEMU announces itself
+    assert watcher.ping(after.ip, count=2)

@@ -42,4 +42,4 @@ def main(argv: Sequence[str], stdin: TextIO | None = None) -> int:
     def body() -> str | None:
         return getattr(importlib.import_module(module), function)(args, source)
 
-    return run_action(name, body)
+    return run_action(name.removeprefix("vnm-"), body)  # oned's VM log names the VNM action
