@@ -185,3 +185,12 @@ def test_live_migration_steps_move_the_vm_and_leave_the_source_clean(lab):
     assert "one-65-0" not in lab.host("one-0").vsctl("list-ports", "br-mesh").split()
     assert after.ping(watcher.ip, count=1)  # the guest speaks first, as QEMU announces itself
     assert watcher.ping(after.ip, count=2)
+
+
+def test_pre_restores_the_tunnels_of_the_last_peer_list(lab):
+    host = lab.host("one-0")
+    host.vsctl("del-port", "br-mesh", "vxac1fff0b")  # lost, e.g. a hand edit or an OVS db reset
+    [vm] = drive.deploy(lab, "one-0", 67, [nic(67, 100)])
+    assert "vxac1fff0b" in host.vsctl("list-ports", "br-mesh").split()
+    [peer] = drive.deploy(lab, "one-1", 68, [nic(68, 100)])
+    assert vm.ping(peer.ip, count=1)
