@@ -1,0 +1,123 @@
+"""NAT gateway and Elastic IPs: the objects onenat manages, each checked with netaddr (pure).
+
+A pool holds (Elastic IP, private secondary IP) pairs: the provider maps the public
+EIP 1:1 onto the private address on the gateway's interface. A NATed vnet has a
+subnet, the gateway address its VMs route through (on the gateway host's bridge)
+and the address the subnet is SNATed to. A mapping ties one EIP to one VM NIC; a
+forward sends one private address:port/proto to a VM address:port.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import netaddr
+
+from onemetal.errors import InputError
+from onemetal.opennebula import values
+
+PROTOCOLS = ("tcp", "udp")
+
+
+def ipv4(value: str, field: str) -> str:
+    """A dotted IPv4 address, strictly (no '10.1', no leading zeros read as octal)."""
+    try:
+        return str(netaddr.IPAddress(value.strip(), 4, flags=netaddr.INET_PTON))
+    except (netaddr.AddrFormatError, ValueError, TypeError):
+        raise InputError(f"{value!r} is not an IPv4 address", field) from None
+
+
+def subnet(value: str, field: str) -> netaddr.IPNetwork:
+    address, slash, length = value.strip().partition("/")
+    if not slash or not length.isdigit() or int(length) > 32:
+        raise InputError(f"{value!r} is not an IPv4 network like 192.168.0.0/24", field)
+    network = netaddr.IPNetwork(f"{ipv4(address, field)}/{int(length)}")
+    if network.ip != network.network:
+        raise InputError(f"{value!r} has host bits set (did you mean {network.cidr}?)", field)
+    return network
+
+
+def port(value: str | int, field: str) -> int:
+    return values.integer(str(value), field, 1, 65535)
+
+
+def protocol(value: str, field: str) -> str:
+    lowered = value.strip().lower()
+    if lowered not in PROTOCOLS:
+        raise InputError(f"{value!r} is not one of {', '.join(PROTOCOLS)}", field)
+    return lowered
+
+
+@dataclass(frozen=True, order=True)
+class Address:
+    eip: str
+    private_ip: str
+    pool: str
+
+
+@dataclass(frozen=True, order=True)
+class Vnet:
+    vnet_id: int
+    subnet: str
+    gateway: str
+    snat_ip: str
+
+    @classmethod
+    def checked(cls, vnet_id: int | str, cidr: str, gateway: str, snat_ip: str) -> "Vnet":
+        network = subnet(cidr, "subnet")
+        gw = ipv4(gateway, "gateway")
+        if netaddr.IPAddress(gw) not in network or gw in (str(network.network),
+                                                        str(network.broadcast)):
+            raise InputError(f"{gw} is not a host address of {network}", "gateway")
+        return cls(values.integer(str(vnet_id), "vnet", 0), str(network.cidr), gw,
+                   ipv4(snat_ip, "snat"))
+
+    def contains(self, ip: str) -> bool:
+        return netaddr.IPAddress(ip) in netaddr.IPNetwork(self.subnet)
+
+
+@dataclass(frozen=True, order=True)
+class Mapping:
+    eip: str
+    private_ip: str
+    vm_id: int
+    nic_id: int
+    vm_ip: str
+    vnet_id: int
+
+
+@dataclass(frozen=True, order=True)
+class Forward:
+    private_ip: str
+    port: int
+    protocol: str
+    vm_ip: str
+    vm_port: int
+
+    @classmethod
+    def checked(cls, private_ip: str, public_port: str | int, proto: str, vm_ip: str,
+                vm_port: str | int) -> "Forward":
+        return cls(ipv4(private_ip, "address"), port(public_port, "port"),
+                   protocol(proto, "protocol"), ipv4(vm_ip, "vm-ip"), port(vm_port, "vm-port"))
+
+
+@dataclass(frozen=True)
+class NatState:
+    """Everything the gateway's table is rendered from."""
+    vnets: tuple[Vnet, ...]
+    addresses: tuple[Address, ...]
+    mappings: tuple[Mapping, ...]
+    forwards: tuple[Forward, ...]
+
+
+def pairs(text: str, field: str) -> list[tuple[str, str]]:
+    """`EIP=PRIVATE_IP[,EIP=PRIVATE_IP...]` as checked pairs."""
+    out = []
+    for index, item in enumerate(p for p in text.replace(" ", "").split(",") if p):
+        eip, sep, private = item.partition("=")
+        if not sep:
+            raise InputError(f"{item!r} is not EIP=PRIVATE_IP", f"{field}[{index}]")
+        out.append((ipv4(eip, f"{field}[{index}] (EIP)"), ipv4(private, f"{field}[{index}] (private IP)")))
+    if not out:
+        raise InputError("is empty: give EIP=PRIVATE_IP pairs", field)
+    return out
