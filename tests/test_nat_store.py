@@ -16,7 +16,7 @@ from onemetal.nat.model import Forward, NatState, Vnet
 from onemetal.nat.render import compare, desired, read_back, render
 from onemetal.nat.store import MIGRATIONS, Store, StoreError
 
-VNET = Vnet.checked(0, "192.168.0.0/24", "192.168.0.1", "10.0.0.41")
+VNET = Vnet.checked(0, "192.168.0.0/24", "192.168.0.1", "10.0.0.41", 100)
 PAIRS = [(f"3.3.3.{i}", f"10.0.0.4{i}") for i in range(2, 6)]
 
 
@@ -94,7 +94,7 @@ def test_ten_concurrent_maps_of_one_eip_give_exactly_one_mapping(store, tmp_path
     (lambda: model.ipv4("10.0.0.300", "address"), "address"),
     (lambda: model.ipv4("10.1", "address"), "address"),
     (lambda: model.subnet("192.168.0.1/24", "subnet"), "subnet"),
-    (lambda: Vnet.checked(0, "192.168.0.0/24", "192.168.1.1", "10.0.0.41"), "gateway"),
+    (lambda: Vnet.checked(0, "192.168.0.0/24", "192.168.1.1", "10.0.0.41", 100), "gateway"),
     (lambda: Forward.checked("10.0.0.41", 0, "tcp", "192.168.0.5", 80), "port"),
     (lambda: Forward.checked("10.0.0.41", 70000, "tcp", "192.168.0.5", 80), "port"),
     (lambda: Forward.checked("10.0.0.41", 80, "sctp", "192.168.0.5", 80), "protocol"),

@@ -194,10 +194,10 @@ def test_mesh_sync_reads_the_host_pool_through_the_api(lab, vms, tmp_path_factor
     pool = POOL.format("".join([host(0), host(1), host(2, tunnel=False), host(3),
                                 host(4, state=8)]))
     workdir = tmp_path_factory.mktemp("api")
-    (workdir / "pool.xml").write_text(pool)
+    (workdir / "host_pool.xml").write_text(pool)
     (workdir / "one_auth").write_text("oneadmin:opennebula\n")
     lab.frontend.spawn([sys.executable, "-m", "onemetal.lab.one_api", "2633",
-                        "oneadmin:opennebula", str(workdir / "pool.xml")], str(workdir / "api.log"))
+                        "oneadmin:opennebula", str(workdir)], str(workdir / "api.log"))
     env = {"ONE_XMLRPC": "http://127.0.0.1:2633/RPC2", "ONE_AUTH": str(workdir / "one_auth")}
     argv = [sys.executable, "-m", "onemetal.cli.onemetal", "mesh", "plan"]
     deadline = time.monotonic() + 10

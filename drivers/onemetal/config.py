@@ -47,10 +47,18 @@ class NetConfig:
 
 
 @dataclass(frozen=True)
+class NatConfig:
+    store: str = "/var/lib/one/onemetal/nat.db"
+    gateway: str = ""
+    interface: str = ""
+
+
+@dataclass(frozen=True)
 class Config:
     core: CoreConfig = field(default_factory=CoreConfig)
     ssh: SshConfig = field(default_factory=SshConfig)
     net: NetConfig = field(default_factory=NetConfig)
+    nat: NatConfig = field(default_factory=NatConfig)
 
 
 def _section(cls: type, name: str, raw: Any) -> Any:

@@ -20,6 +20,7 @@ ENTRIES = {
     "describe-vm": "onemetal.opennebula.describe:entry",
     "mesh-peers": "onemetal.net.mesh:entry",
     "mesh-health": "onemetal.net.health:entry",
+    "nat-apply": "onemetal.nat.apply:entry",
     "vnm-pre": "onemetal.net.vnm:pre",
     "vnm-post": "onemetal.net.vnm:post",
     "vnm-clean": "onemetal.net.vnm:clean",

@@ -240,6 +240,16 @@ class Lab:
                       env={"ONEMETAL_CONF": self.frontend_conf(), **(env or {})},
                       where="frontend")
 
+    def add_uplink(self, host: str, ifname: str, host_address: str,
+                   client_address: str) -> LabVM:
+        """The host's provider-side interface (an EC2 ENI) and, behind it, an "internet" client:
+        a namespace that reaches the host's addresses on that link, and nothing else."""
+        ns = self._add_ns("inet")
+        netns.veth(ns, "eth0", self.host(host).netns, ifname, self.underlay_mtu)
+        self.host(host).run(["ip", "addr", "add", host_address, "dev", ifname])
+        netns.in_netns(ns).run(["ip", "addr", "add", client_address, "dev", "eth0"])
+        return LabVM(name="internet", netns=ns, host=host, port=ifname, address=client_address)
+
     def add_vm(self, host: str, name: str, bridge: str, address: str, *,
                mtu: int = 1500, mac: str | None = None, vlan: int | None = None,
                port: str | None = None) -> LabVM:

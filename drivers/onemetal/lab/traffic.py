@@ -7,29 +7,32 @@ import subprocess
 
 from onemetal.lab.vm import LabVM
 
-# Accepts connections forever; answers each with the number of bytes it read before EOF.
+# Accepts connections forever; answers each with the number of bytes it read before EOF
+# and the address the connection came from.
 _SERVER = """
-import socket, sys
-s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-s.bind(("0.0.0.0", int(sys.argv[1]))); s.listen(64)
-while True:
-    c, _ = s.accept(); c.settimeout(10); n = 0
+import socket, sys, threading
+def serve(c, peer):
+    c.settimeout(10); n = 0
     try:
         while True:
             b = c.recv(65536)
             if not b: break
             n += len(b)
-        c.sendall(str(n).encode())
+        c.sendall(f"{n} {peer[0]}".encode())
     except OSError:
         pass
     c.close()
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("0.0.0.0", int(sys.argv[1]))); s.listen(64)
+while True:
+    threading.Thread(target=serve, args=s.accept(), daemon=True).start()
 """
 _CLIENT = """
 import socket, sys
 ip, port, size, timeout = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4])
 c = socket.create_connection((ip, port), timeout=timeout)
 c.sendall(b"x" * size); c.shutdown(socket.SHUT_WR)
-print(c.recv(64).decode())
+print(c.recv(128).decode())
 """
 _BROADCAST = """
 import socket, sys
@@ -48,9 +51,42 @@ def listen(vm: LabVM, port: int, log_dir: str) -> subprocess.Popen[bytes]:
 def tcp_transfer(client: LabVM, ip: str, port: int, size: int = 1 << 20,
                  timeout: float = 3.0) -> bool:
     """Send `size` bytes to a `listen`er; True when it confirms every byte arrived."""
+    return seen_from(client, ip, port, size, timeout) is not None
+
+
+def seen_from(client: LabVM, ip: str, port: int, size: int = 1 << 16,
+              timeout: float = 3.0) -> str | None:
+    """The source address the `listen`er saw for a complete transfer; None if none arrived."""
     result = client.run(["python3", "-c", _CLIENT, ip, str(port), str(size), str(timeout)],
                         check=False, timeout=timeout + 10)
-    return result.returncode == 0 and result.stdout.strip() == str(size)
+    words = result.stdout.split()
+    return words[1] if result.returncode == 0 and len(words) == 2 and words[0] == str(size) else None
+
+
+# Keeps one connection open, one byte every 0.1 s, until it breaks or `seconds` pass.
+_LONG = """
+import socket, sys, time
+c = socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=2)
+start = time.monotonic()
+try:
+    while time.monotonic() - start < float(sys.argv[3]):
+        c.sendall(b"x"); time.sleep(0.1)
+        c.settimeout(0.05)
+        try:
+            if c.recv(1) == b"": raise OSError("closed by peer")
+        except socket.timeout:
+            pass
+    print("alive", flush=True)
+except OSError as exc:
+    print("stopped", round(time.monotonic() - start, 1), type(exc).__name__, flush=True)
+"""
+
+
+def open_flow(client: LabVM, ip: str, port: int, seconds: float, log_dir: str) -> str:
+    """Start a long-lived connection in the background; returns the log it reports to."""
+    log = f"{log_dir}/flow-{client.name}-{ip}-{port}.log"
+    client.runner.spawn(["python3", "-c", _LONG, ip, str(port), str(seconds)], log)
+    return log
 
 
 def broadcast(vm: LabVM, address: str) -> None:

@@ -37,6 +37,10 @@ class LabVM:
             argv += ["-M", "do"]
         return self.run(argv + [ip], check=False, timeout=timeout * count + 5).returncode == 0
 
+    def route_via(self, gateway: str) -> None:
+        """The guest's default route (what the context's GATEWAY sets)."""
+        self.run(["ip", "route", "replace", "default", "via", gateway])
+
     def set_mtu(self, mtu: int) -> None:
         """What libvirt's <mtu> does inside the guest (virtio-net's MTU feature)."""
         self.run(["ip", "link", "set", "eth0", "mtu", str(mtu)])

@@ -61,16 +61,18 @@ class Vnet:
     subnet: str
     gateway: str
     snat_ip: str
+    vni: int
 
     @classmethod
-    def checked(cls, vnet_id: int | str, cidr: str, gateway: str, snat_ip: str) -> "Vnet":
+    def checked(cls, vnet_id: int | str, cidr: str, gateway: str, snat_ip: str,
+                vni: int | str) -> "Vnet":
         network = subnet(cidr, "subnet")
         gw = ipv4(gateway, "gateway")
         if netaddr.IPAddress(gw) not in network or gw in (str(network.network),
                                                         str(network.broadcast)):
             raise InputError(f"{gw} is not a host address of {network}", "gateway")
         return cls(values.integer(str(vnet_id), "vnet", 0), str(network.cidr), gw,
-                   ipv4(snat_ip, "snat"))
+                   ipv4(snat_ip, "snat"), values.integer(str(vni), "vni", 1, 2**24 - 1))
 
     def contains(self, ip: str) -> bool:
         return netaddr.IPAddress(ip) in netaddr.IPNetwork(self.subnet)

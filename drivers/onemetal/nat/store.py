@@ -23,7 +23,8 @@ CREATE TABLE vnets (
     vnet_id  INTEGER PRIMARY KEY,
     subnet   TEXT NOT NULL UNIQUE,
     gateway  TEXT NOT NULL,
-    snat_ip  TEXT NOT NULL
+    snat_ip  TEXT NOT NULL,
+    vni      INTEGER NOT NULL
 );
 CREATE TABLE pools (name TEXT PRIMARY KEY);
 CREATE TABLE addresses (
@@ -109,8 +110,8 @@ class Store:
                                (vnet.vnet_id, vnet.subnet)).fetchone()
             if clash:
                 raise InputError(f"vnet {clash[0]} is already NATed (or holds {vnet.subnet})", "vnet")
-            db.execute("INSERT INTO vnets VALUES (?, ?, ?, ?)",
-                       (vnet.vnet_id, vnet.subnet, vnet.gateway, vnet.snat_ip))
+            db.execute("INSERT INTO vnets VALUES (?, ?, ?, ?, ?)",
+                       (vnet.vnet_id, vnet.subnet, vnet.gateway, vnet.snat_ip, vnet.vni))
 
     def delete_vnet(self, vnet_id: int) -> None:
         with self.transaction() as db:

@@ -49,9 +49,11 @@ class VmPortSpec:
     mac: str
     vni: int
     mtu: int
+    internal: bool = False  # an OVS internal port: the host's own address on a vnet (NAT gateway)
 
     def __str__(self) -> str:
-        return f"VM {self.vm_id} NIC {self.nic_id} ({self.mac}, VNI {self.vni}, MTU {self.mtu})"
+        owner = f"gateway of vnet {self.nic_id}" if self.internal else f"VM {self.vm_id} NIC {self.nic_id}"
+        return f"{owner} ({self.mac}, VNI {self.vni}, MTU {self.mtu})"
 
 
 PortSpec = Union[TunnelSpec, VmPortSpec]
@@ -78,7 +80,7 @@ def vm_port_spec(iface: Interface) -> VmPortSpec | None:
     try:
         return VmPortSpec(vm_id=int(ids[f"{OWNER}-vm"]), nic_id=int(ids[f"{OWNER}-nic"]),
                           mac=ids[f"{OWNER}-mac"], vni=int(ids[f"{OWNER}-vni"]),
-                          mtu=iface.mtu_request or 0)
+                          mtu=iface.mtu_request or 0, internal=iface.type == "internal")
     except (KeyError, ValueError):
         return None  # tagged by hand or half-written: shown as a change, rewritten
 
@@ -124,8 +126,9 @@ def _add_commands(bridge: str, name: str, spec: PortSpec) -> list[list[str]]:
                 ["set", "interface", name, "type=vxlan", f"options:remote_ip={spec.remote_ip}",
                  "options:key=flow", f"options:dst_port={spec.dst_port}", *bfd, *ids,
                  f"external_ids:{K_ROLE}=tunnel", f"external_ids:{OWNER}-peer={spec.peer}"]]
+    internal = ["type=internal", f'mac="{spec.mac}"'] if spec.internal else []
     return [["--may-exist", "add-port", bridge, name],
-            ["set", "interface", name, f"mtu_request={spec.mtu}", *ids,
+            ["set", "interface", name, *internal, f"mtu_request={spec.mtu}", *ids,
              f"external_ids:{K_ROLE}=vm", f"external_ids:{OWNER}-vm={spec.vm_id}",
              f"external_ids:{OWNER}-nic={spec.nic_id}", f"external_ids:{OWNER}-mac={spec.mac}",
              f"external_ids:{OWNER}-vni={spec.vni}"]]

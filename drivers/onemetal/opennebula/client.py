@@ -81,3 +81,44 @@ def host_pool(server: Any) -> tuple[Host, ...]:
         except (TypeError, ValueError) as exc:
             raise InputError(f"unexpected value from one.hostpool.info ({exc})", field) from None
     return tuple(out)
+
+
+def vm_nics(server: Any, vm_id: int) -> list[tuple[int, str | None, int | None]]:
+    """(NIC_ID, IP, NETWORK_ID) of each NIC of a VM, from one.vm.info."""
+    vm = call(server.vm.info, "one.vm.info", vm_id)
+    template = vm.TEMPLATE if isinstance(vm.TEMPLATE, Mapping) else {}
+    out = []
+    for nic in _listed(template.get("NIC")):
+        field = f"VM[ID={vm_id}]/NIC"
+        try:
+            out.append((int(nic["NIC_ID"]), nic.get("IP"),
+                        int(nic["NETWORK_ID"]) if nic.get("NETWORK_ID") not in (None, "") else None))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise InputError(f"unexpected NIC in one.vm.info ({exc})", field) from None
+    return out
+
+
+def user_template(server: Any, vm_id: int) -> dict[str, str]:
+    vm = call(server.vm.info, "one.vm.info", vm_id)
+    return _template(vm.USER_TEMPLATE)
+
+
+def quote(value: str) -> str:
+    """A value in OpenNebula's template syntax."""
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def set_user_attributes(server: Any, vm_id: int, attributes: Mapping[str, str | None]) -> None:
+    """Merge attributes into the USER_TEMPLATE; None removes one (which needs the replace mode)."""
+    if all(v is not None for v in attributes.values()):
+        text = "\n".join(f"{k}={quote(v)}" for k, v in attributes.items() if v is not None)
+        call(server.vm.update, "one.vm.update", vm_id, text, 1)
+        return
+    current = user_template(server, vm_id)
+    for key, value in attributes.items():
+        if value is None:
+            current.pop(key, None)
+        else:
+            current[key] = value
+    text = "\n".join(f"{k}={quote(v)}" for k, v in current.items())
+    call(server.vm.update, "one.vm.update", vm_id, text, 0)

@@ -1,0 +1,158 @@
+"""Host entry `nat-apply [--dry-run]` on the NAT gateway: make the host match the pushed NAT state.
+
+stdin: the store's state as JSON (the frontend's `onenat sync`). In order, each step
+a diff against what the host has, writing only what differs:
+  1. each NATed vnet's gateway address on an internal port of the mesh bridge, in
+     the vnet's VNI (the VMs' default route);
+  2. the Elastic IPs' private secondary addresses on the gateway's interface,
+     labelled <interface>:om so that only ours are ever removed;
+  3. IPv4 forwarding;
+  4. the nft table `ip onemetal`, replaced in one `nft -f`, read back and compared;
+  5. conntrack entries of mappings and forwards the table no longer has, deleted
+     with filters, so an open flow to a retired mapping stops and new ones go to
+     the new target.
+Commands run through `sudo -n` as oneadmin (see NetHost.runner).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Sequence, TextIO
+
+from onemetal.errors import InputError, OneMetalError
+from onemetal.nat.model import Address, Forward, Mapping, NatState, Vnet, ipv4
+from onemetal.nat.render import TableContent, compare, desired, read_back, render
+from onemetal.net.bridge import Request, VmPortSpec, converge, vm_port_spec
+from onemetal.net.host import NetHost
+from onemetal.opennebula import values
+from onemetal.run import Runner
+
+LABEL = "om"
+
+
+def parse_state(text: str) -> tuple[NatState, str]:
+    """The pushed JSON, every value checked again (the host trusts no input)."""
+    try:
+        data = json.loads(text)
+        state = NatState(
+            vnets=tuple(Vnet.checked(v["vnet_id"], v["subnet"], v["gateway"], v["snat_ip"], v["vni"])
+                        for v in data["vnets"]),
+            addresses=tuple(Address(ipv4(a["eip"], "eip"), ipv4(a["private_ip"], "private_ip"),
+                                    values.name(a["pool"], "pool")) for a in data["addresses"]),
+            mappings=tuple(Mapping(ipv4(m["eip"], "eip"), ipv4(m["private_ip"], "private_ip"),
+                                   int(m["vm_id"]), int(m["nic_id"]), ipv4(m["vm_ip"], "vm_ip"),
+                                   int(m["vnet_id"])) for m in data["mappings"]),
+            forwards=tuple(Forward.checked(f["private_ip"], f["port"], f["protocol"], f["vm_ip"],
+                                           f["vm_port"]) for f in data["forwards"]))
+        interface = values.name(data["interface"], "interface", 15)
+    except (ValueError, KeyError, TypeError) as exc:
+        raise InputError(f"not the NAT state onenat sends ({exc})", "stdin") from None
+    return state, interface
+
+
+def gateway_port(vnet: Vnet) -> str:
+    return f"onegw{vnet.vnet_id}"
+
+
+def gateway_mac(vnet: Vnet) -> str:
+    """Stable per vnet, locally administered: 02:6f:6d + the vnet id's low 24 bits."""
+    low = vnet.vnet_id & 0xFFFFFF
+    return f"02:6f:6d:{low >> 16:02x}:{(low >> 8) & 0xff:02x}:{low & 0xff:02x}"
+
+
+def _addresses(runner: Runner, device: str) -> list[dict[str, object]]:
+    out = runner.run(["ip", "-j", "-4", "addr", "show", "dev", device], check=False)
+    if out.returncode != 0:
+        return []
+    return [a for iface in json.loads(out.stdout or "[]") for a in iface.get("addr_info", [])]
+
+
+def _gateway_ports(host: NetHost, state: NatState, dry_run: bool) -> list[str]:
+    net = host.cfg.net
+    mtu = host.max_mtu(host.mesh())
+    existing = {n for n, i in host.ovs.read(net.bridge).interfaces.items()
+                if (spec := vm_port_spec(i)) is not None and spec.internal}
+    want = {gateway_port(v): VmPortSpec(vm_id=-1, nic_id=v.vnet_id, mac=gateway_mac(v), vni=v.vni,
+                                        mtu=mtu, internal=True) for v in state.vnets}
+    outcome = converge(host.ovs, host.flows, net, Request(
+        tunnels=None, vm_ports=want, vm_scope=frozenset(want) | existing), dry_run=dry_run)
+    lines = [f"gateway ports: {line}" for line in outcome.ports.lines()]
+    for vnet in state.vnets:
+        port, prefix = gateway_port(vnet), vnet.subnet.split("/")[1]
+        have = {f"{a['local']}/{a['prefixlen']}" for a in _addresses(host.runner, port)}
+        if f"{vnet.gateway}/{prefix}" in have:
+            continue
+        lines.append(f"gateway address: + {vnet.gateway}/{prefix} on {port}")
+        if not dry_run:
+            host.runner.run(["ip", "addr", "replace", f"{vnet.gateway}/{prefix}", "dev", port])
+            host.runner.run(["ip", "link", "set", port, "up"])
+            if net.datapath == "netdev":
+                # The userspace datapath forwards the kernel's partial checksums as they are.
+                host.runner.run(["ethtool", "-K", port, "tx", "off"], check=False)
+    return lines
+
+
+def _secondary_addresses(runner: Runner, interface: str, state: NatState,
+                         dry_run: bool) -> list[str]:
+    label = f"{interface}:{LABEL}"
+    have = {str(a["local"]) for a in _addresses(runner, interface) if a.get("label") == label}
+    want = {a.private_ip for a in state.addresses}
+    lines = [f"secondary addresses: + {ip} on {interface}" for ip in sorted(want - have)]
+    lines += [f"secondary addresses: - {ip} on {interface}" for ip in sorted(have - want)]
+    if not dry_run:
+        for ip in sorted(want - have):
+            runner.run(["ip", "addr", "add", f"{ip}/32", "dev", interface, "label", label])
+        for ip in sorted(have - want):
+            runner.run(["ip", "addr", "del", f"{ip}/32", "dev", interface])
+    return lines
+
+
+def _forwarding(runner: Runner, dry_run: bool) -> list[str]:
+    with open("/proc/sys/net/ipv4/ip_forward", encoding="ascii") as f:
+        if f.read().strip() == "1":
+            return []
+    if not dry_run:
+        runner.run(["sysctl", "-q", "-w", "net.ipv4.ip_forward=1"])
+    return ["ip_forward: 0 -> 1"]
+
+
+def _table(runner: Runner) -> TableContent:
+    out = runner.run(["nft", "-j", "list", "table", "ip", "onemetal"], check=False)
+    return read_back(out.stdout if out.returncode == 0 else "")
+
+
+def conntrack_filters(want: TableContent, have: TableContent) -> list[list[str]]:
+    """conntrack -D filters for exactly the flows of mappings and forwards that went away."""
+    filters = []
+    for private_ip, vm_ip in sorted(have.eip_to_vm - want.eip_to_vm):
+        filters.append(["-d", private_ip])                  # inbound, DNATed to the old VM
+        filters.append(["-s", vm_ip, "--reply-dst", private_ip])  # outbound, SNATed to the EIP
+    for private_ip, proto, port, _, _ in sorted(have.forwards - want.forwards):
+        filters.append(["-p", proto, "-d", private_ip, "--dport", str(port)])
+    return filters
+
+
+def entry(args: Sequence[str], stdin: TextIO) -> str:
+    dry_run = "--dry-run" in args
+    if [a for a in args if a != "--dry-run"]:
+        raise InputError("expected no argument but --dry-run", "argv")
+    state, interface = parse_state(stdin.read())
+    host = NetHost.load()
+    runner = host.runner
+    with host.lock():
+        lines = _gateway_ports(host, state, dry_run)
+        lines += _secondary_addresses(runner, interface, state, dry_run)
+        lines += _forwarding(runner, dry_run)
+        want, have = desired(state), _table(runner)
+        changes = compare(want, have)
+        lines += [f"nft: {c}" for c in changes]
+        if changes and not dry_run:
+            runner.run(["nft", "-f", "-"], input=render(state))
+            after = compare(want, _table(runner))
+            if after:
+                raise OneMetalError(f"the table read back differs: {'; '.join(after)}", "nft")
+            for words in conntrack_filters(want, have):
+                result = runner.run(["conntrack", "-D", *words], check=False)
+                deleted = result.stderr.strip().splitlines()[-1:] or ["?"]
+                lines.append(f"conntrack -D {' '.join(words)}: {deleted[0]}")
+    return "\n".join([f"CHANGED={'YES' if lines else 'NO'}", *lines])

@@ -1,0 +1,41 @@
+"""The frontend's side of the gateway: push the store's state to the NAT gateway host over SSH.
+
+The gateway runs `nat-apply` from its copy of the remotes (like every host entry),
+so the whole change happens there under one lock; see nat/apply.py.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from typing import Any
+
+from onemetal.config import Config
+from onemetal.errors import ConfigError
+from onemetal.nat.store import Store
+from onemetal.run import SshRunner, SshTarget
+
+
+def payload(cfg: Config, store: Store) -> str:
+    state = store.state()
+    data: dict[str, Any] = {name: [dataclasses.asdict(x) for x in getattr(state, name)]
+                            for name in ("vnets", "addresses", "mappings", "forwards")}
+    data["interface"] = cfg.nat.interface
+    return json.dumps(data, sort_keys=True)
+
+
+def ssh(cfg: Config) -> SshRunner:
+    if not cfg.nat.gateway or not cfg.nat.interface:
+        raise ConfigError("set the gateway host and its interface in onemetal.conf", "nat.gateway")
+    s = cfg.ssh
+    target = SshTarget(host=cfg.nat.gateway, user=s.user, port=s.port, key=s.key,
+                       known_hosts=s.known_hosts, host_key_policy=s.host_key_policy,
+                       connect_timeout=s.connect_timeout)
+    return SshRunner(target, remote_dir=s.remote_dir, python=s.python)
+
+
+def sync(cfg: Config, store: Store, dry_run: bool = False) -> list[str]:
+    """Apply (or, dry run, show) the store on the gateway; returns its report lines."""
+    args = ["--dry-run"] if dry_run else []
+    out = ssh(cfg).run_entry("nat-apply", args, input=payload(cfg, store), timeout=120)
+    return out.stdout.strip().splitlines()

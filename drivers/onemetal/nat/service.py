@@ -1,0 +1,56 @@
+"""onenat's operations: the store, the VM's NICs from the API, and the mark left on the VM.
+
+The store is the truth; the VM's USER_TEMPLATE only shows the operator which EIP a
+VM has (EIP_ADDRESS, EIP_PRIVATE_IP). Every change here is followed by a gateway
+sync; if that fails the store keeps the change and the next `onenat sync` applies it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from onemetal.errors import InputError
+from onemetal.nat.model import Mapping, ipv4
+from onemetal.nat.store import Store
+from onemetal.opennebula import client
+
+ATTRIBUTES = ("EIP_ADDRESS", "EIP_PRIVATE_IP")
+
+
+def nat_nic(store: Store, server: Any, vm_id: int, nic_id: int | None) -> tuple[int, str, int]:
+    """(NIC_ID, IP, NETWORK_ID) of the VM's NIC on a NATed vnet (the given one, else the first)."""
+    natted = {v.vnet_id for v in store.state().vnets}
+    nics = client.vm_nics(server, vm_id)
+    chosen = [n for n in nics if (nic_id is None or n[0] == nic_id)]
+    if nic_id is not None and not chosen:
+        raise InputError(f"VM {vm_id} has no NIC {nic_id}", "nic")
+    on_nat = [n for n in chosen if n[2] in natted]
+    if not on_nat:
+        which = f"NIC {nic_id}" if nic_id is not None else "no NIC"
+        raise InputError(f"VM {vm_id}: {which} on a NATed vnet (NATed: "
+                         f"{', '.join(map(str, sorted(natted))) or 'none'})", "nic")
+    found_id, ip, network = on_nat[0]
+    if not ip:
+        raise InputError(f"VM {vm_id} NIC {found_id} has no IPv4 address", "nic")
+    return found_id, ipv4(ip, f"VM[ID={vm_id}]/NIC[NIC_ID={found_id}]/IP"), int(network)  # type: ignore[arg-type]
+
+
+def map_vm(store: Store, server: Any, vm_id: int, nic_id: int | None = None,
+           eip: str | None = None, pool: str | None = None) -> Mapping:
+    found_id, ip, network = nat_nic(store, server, vm_id, nic_id)
+    mapping = store.map(vm_id, found_id, ip, network, eip=eip, pool=pool)
+    client.set_user_attributes(server, vm_id, {"EIP_ADDRESS": mapping.eip,
+                                               "EIP_PRIVATE_IP": mapping.private_ip})
+    return mapping
+
+
+def unmap_vm(store: Store, server: Any | None, *, vm_id: int | None = None,
+             nic_id: int | None = None, eip: str | None = None) -> list[Mapping]:
+    removed = store.unmap(eip=eip, vm_id=vm_id, nic_id=nic_id)
+    if not removed:
+        what = f"EIP {eip}" if eip else f"VM {vm_id}" + (f" NIC {nic_id}" if nic_id is not None else "")
+        raise InputError(f"{what} has no mapping", "eip" if eip else "vm")
+    if server is not None:
+        for vm in sorted({m.vm_id for m in removed}):
+            client.set_user_attributes(server, vm, dict.fromkeys(ATTRIBUTES))
+    return removed

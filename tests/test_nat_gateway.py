@@ -1,0 +1,144 @@
+"""The NAT gateway end to end: onenat on the frontend, the API stand-in, nft and conntrack on one-0.
+
+Reference topology: one-0 is the gateway (10.0.0.41 on its "ENI" ens5, EIP private
+addresses 10.0.0.42/43 added by onenat), VMs on one-1 and one-2 in vnet 0
+(VNI 100, 192.168.0.0/24, gateway 192.168.0.1 on one-0), and an "internet" client
+10.0.0.100 on the ENI's link.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+
+import pytest
+from conftest import installed_lab
+from lxml import etree
+
+from onemetal.lab import drive, traffic
+from onemetal.lab.samples import SampleNic
+
+HOSTS = ["one-0", "one-1", "one-2"]
+VM_XML = ("<VM><ID>{id}</ID><NAME>vm{id}</NAME><STATE>3</STATE><LCM_STATE>3</LCM_STATE>"
+          "<TEMPLATE><NIC><NIC_ID>0</NIC_ID><IP><![CDATA[{ip}]]></IP><NETWORK_ID>{net}"
+          "</NETWORK_ID><MAC><![CDATA[{mac}]]></MAC></NIC></TEMPLATE>"
+          "<USER_TEMPLATE><EIP><![CDATA[yes]]></EIP></USER_TEMPLATE></VM>")
+
+
+def user_template(api_dir, vm_id: int) -> dict[str, str]:
+    root = etree.parse(str(api_dir / f"vm-{vm_id}.xml")).getroot()
+    return {e.tag: e.text for e in root.find("USER_TEMPLATE")}
+
+
+def nic(vm_id: int) -> SampleNic:
+    return SampleNic(0, f"192.168.0.{vm_id}", f"02:00:c0:a8:00:{vm_id:02x}", vlan_id=100, mtu=None)
+
+
+@pytest.fixture(scope="module")
+def nat(tmp_path_factory):
+    api_dir = tmp_path_factory.mktemp("api")
+    with installed_lab(3, mesh=HOSTS) as lab:
+        client = lab.add_uplink("one-0", "ens5", "10.0.0.41/24", "10.0.0.100/24")
+        vms = {}
+        for vm_id, host, net in ((5, "one-1", 0), (6, "one-2", 0), (7, "one-1", 0), (8, "one-2", 9)):
+            [vms[vm_id]] = drive.deploy(lab, host, vm_id, [nic(vm_id)])
+            vms[vm_id].route_via("192.168.0.1")
+            (api_dir / f"vm-{vm_id}.xml").write_text(VM_XML.format(
+                id=vm_id, ip=nic(vm_id).ip, net=net, mac=nic(vm_id).mac))
+        (api_dir / "one_auth").write_text("oneadmin:opennebula\n")
+        conf = api_dir / "onemetal.conf"
+        conf.write_text(open(lab.frontend_conf()).read() + (
+            f'[nat]\nstore = "{api_dir}/nat.db"\ngateway = "one-0"\ninterface = "ens5"\n'))
+        lab.frontend.spawn([sys.executable, "-m", "onemetal.lab.one_api", "2633",
+                            "oneadmin:opennebula", str(api_dir)], str(api_dir / "api.log"))
+        env = {"ONEMETAL_CONF": str(conf), "ONE_XMLRPC": "http://127.0.0.1:2633/RPC2",
+               "ONE_AUTH": str(api_dir / "one_auth")}
+
+        def onenat(*args, check=True):
+            return lab.frontend_cli(env).run([sys.executable, "-m", "onemetal.cli.onenat", *args],
+                                             check=check)
+        for vm_id, vm in vms.items():
+            traffic.listen(vm, 5000 + vm_id, lab.workdir)
+        traffic.listen(client, 7000, lab.workdir)
+        onenat("vnet", "add", "0", "--subnet", "192.168.0.0/24", "--gateway", "192.168.0.1",
+               "--snat", "10.0.0.41", "--vni", "100")
+        onenat("pool", "create", "aws", "--addresses", "3.3.3.2=10.0.0.42,3.3.3.3=10.0.0.43")
+        deadline = time.monotonic() + 10
+        while onenat("map", "5", "--eip", "3.3.3.2", check=False).returncode != 0:
+            assert time.monotonic() < deadline, "the API stand-in did not start"
+            time.sleep(0.2)
+        yield lab, client, vms, onenat, api_dir
+
+
+def test_client_reaches_the_mapped_vm_through_its_eip(nat):
+    lab, client, vms, onenat, _ = nat
+    assert traffic.tcp_transfer(client, "10.0.0.42", 5005)     # VM 5 listens on 5005
+    assert not traffic.tcp_transfer(client, "10.0.0.42", 5006, timeout=1)  # VM 6's port: not VM 5
+
+
+def test_mapped_vm_leaves_from_its_eip_and_others_from_the_snat_address(nat):
+    lab, client, vms, onenat, _ = nat
+    assert traffic.seen_from(vms[5], "10.0.0.100", 7000) == "10.0.0.42"
+    assert traffic.seen_from(vms[7], "10.0.0.100", 7000) == "10.0.0.41"
+
+
+def test_mapping_is_written_to_the_vm_user_template(nat):
+    lab, client, vms, onenat, api_dir = nat
+    assert user_template(api_dir, 5) == {"EIP": "yes", "EIP_ADDRESS": "3.3.3.2",
+                                         "EIP_PRIVATE_IP": "10.0.0.42"}
+    shown = json.loads(onenat("show", "5", "-j").stdout)
+    assert shown == [{"eip": "3.3.3.2", "private_ip": "10.0.0.42", "vm_id": 5, "nic_id": 0,
+                      "vm_ip": "192.168.0.5", "vnet_id": 0}]
+    assert "<EIP>3.3.3.2</EIP>" in onenat("list", "-x").stdout
+
+
+def test_unmap_cuts_the_open_flow_and_remap_sends_new_connections_to_the_new_vm(nat):
+    lab, client, vms, onenat, api_dir = nat
+    log = traffic.open_flow(client, "10.0.0.42", 5005, seconds=8, log_dir=lab.workdir)
+    time.sleep(1.5)
+    onenat("unmap", "5")
+    deadline = time.monotonic() + 15
+    while not open(log).read().strip():
+        assert time.monotonic() < deadline
+        time.sleep(0.2)
+    assert open(log).read().startswith("stopped"), open(log).read()
+    assert user_template(api_dir, 5) == {"EIP": "yes"}  # the request stays, the address went
+    onenat("map", "6", "--eip", "3.3.3.2")
+    assert traffic.tcp_transfer(client, "10.0.0.42", 5006)
+    assert not traffic.tcp_transfer(client, "10.0.0.42", 5005, timeout=1)
+    assert traffic.seen_from(vms[6], "10.0.0.100", 7000) == "10.0.0.42"
+    assert traffic.seen_from(vms[5], "10.0.0.100", 7000) == "10.0.0.41"
+
+
+def test_flushed_table_is_restored_by_sync_and_plan_is_empty_after(nat):
+    lab, client, vms, onenat, _ = nat
+    lab.host("one-0").run(["nft", "delete", "table", "ip", "onemetal"])
+    assert not traffic.tcp_transfer(client, "10.0.0.42", 5006, timeout=1)
+    assert "+ table ip onemetal" in onenat("plan").stdout
+    onenat("sync")
+    assert traffic.tcp_transfer(client, "10.0.0.42", 5006)
+    assert onenat("plan").stdout.strip() == ""
+    assert "in step" in onenat("status").stdout
+
+
+@pytest.mark.parametrize("args,field", [
+    (["map", "7", "--eip", "3.3.3.99"], "eip: 3.3.3.99 is in no pool"),
+    (["map", "7", "--eip", "3.3.3"], "eip: '3.3.3' is not an IPv4 address"),
+    (["map", "77"], "one.vm.info: "),
+    (["map", "8"], "nic: VM 8: no NIC on a NATed vnet"),
+    (["forward", "add", "10.0.0.41:0/tcp", "192.168.0.7:80"], "port: 0 is out of range"),
+    (["forward", "add", "10.0.0.41:70000/tcp", "192.168.0.7:80"], "port: 70000 is out of range"),
+    (["forward", "add", "10.0.0.41:80/tcp", "192.168.0.7"], "target: '192.168.0.7' is not"),
+    (["pool", "create", "bad", "--addresses", "3.3.3.9=10.0.0.300"], "addresses[0] (private IP)"),
+])
+def test_bad_input_is_one_clear_line_and_changes_nothing(nat, args, field):
+    lab, client, vms, onenat, _ = nat
+    before = [onenat(kind, "list", "-j").stdout for kind in ("vnet", "pool", "forward")]
+    before.append(onenat("list", "-j").stdout)
+    result = onenat(*args, check=False)
+    assert result.returncode == 1
+    assert result.stderr.startswith("onenat: ") and field in result.stderr, result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    after = [onenat(kind, "list", "-j").stdout for kind in ("vnet", "pool", "forward")]
+    assert after + [onenat("list", "-j").stdout] == before
