@@ -17,7 +17,7 @@ from conftest import installed_lab
 from lxml import etree
 
 from onemetal.lab import drive, traffic
-from onemetal.lab.samples import SampleNic
+from onemetal.lab.samples import SampleNic, b64
 
 HOSTS = ["one-0", "one-1", "one-2"]
 VM_XML = ("<VM><ID>{id}</ID><NAME>vm{id}</NAME><STATE>3</STATE><LCM_STATE>3</LCM_STATE>"
@@ -142,3 +142,51 @@ def test_bad_input_is_one_clear_line_and_changes_nothing(nat, args, field):
     assert len(result.stderr.strip().splitlines()) == 1
     after = [onenat(kind, "list", "-j").stdout for kind in ("vnet", "pool", "forward")]
     assert after + [onenat("list", "-j").stdout] == before
+
+
+def run_hook(lab, env, event, vm_id, api_dir, **overrides):
+    hook = f"{lab.workdir}/frontend/var/lib/one/remotes/hooks/onemetal/nat-vm-{event}"
+    xml = (api_dir / f"vm-{vm_id}.xml").read_text()
+    return lab.frontend_cli({**env, **overrides}).run([hook], input=b64(xml), check=False)
+
+
+def test_vm_hooks_map_at_running_keep_it_when_running_again_and_release_at_done(nat):
+    lab, client, vms, onenat, api_dir = nat
+    env = hook_env(api_dir)
+    first = run_hook(lab, env, "running", 7, api_dir)
+    assert first.returncode == 0, first.stderr
+    [mapping] = json.loads(onenat("show", "7", "-j").stdout)
+    assert user_template(api_dir, 7)["EIP_ADDRESS"] == mapping["eip"]
+    assert traffic.tcp_transfer(client, mapping["private_ip"], 5007)
+    again = run_hook(lab, env, "running", 7, api_dir)  # back from poweroff or a migration
+    assert again.returncode == 0 and "already mapped" in again.stdout
+    done = run_hook(lab, env, "done", 7, api_dir)
+    assert done.returncode == 0 and f"EIP {mapping['eip']} released" in done.stdout
+    assert "EIP_ADDRESS" not in user_template(api_dir, 7)
+    assert not traffic.tcp_transfer(client, mapping["private_ip"], 5007, timeout=1)
+
+
+def test_failed_hook_steps_are_repaired_by_the_next_sync(nat):
+    lab, client, vms, onenat, api_dir = nat
+    env = hook_env(api_dir)
+    broken_conf = api_dir / "broken.conf"
+    broken_conf.write_text((api_dir / "onemetal.conf").read_text().replace(
+        'gateway = "one-0"', 'gateway = "one-9"'))
+    # Neither the API nor the gateway can be reached while the hook runs.
+    failed = run_hook(lab, env, "running", 7, api_dir, ONE_XMLRPC="http://127.0.0.1:9/RPC2",
+                      ONEMETAL_CONF=str(broken_conf))
+    assert failed.returncode == 1
+    assert "VM template is not updated yet" in failed.stderr
+    assert "gateway is not updated yet" in failed.stderr
+    [mapping] = json.loads(onenat("show", "7", "-j").stdout)  # the intent was kept
+    assert "EIP_ADDRESS" not in user_template(api_dir, 7)
+    assert not traffic.tcp_transfer(client, mapping["private_ip"], 5007, timeout=1)
+    onenat("sync")
+    assert user_template(api_dir, 7)["EIP_ADDRESS"] == mapping["eip"]
+    assert traffic.tcp_transfer(client, mapping["private_ip"], 5007)
+    assert run_hook(lab, env, "done", 7, api_dir).returncode == 0
+
+
+def hook_env(api_dir):
+    return {"ONEMETAL_CONF": str(api_dir / "onemetal.conf"),
+            "ONE_XMLRPC": "http://127.0.0.1:2633/RPC2", "ONE_AUTH": str(api_dir / "one_auth")}

@@ -55,22 +55,39 @@ def _emit(rows: Sequence[dict[str, object]], columns: Sequence[str], fmt: str | 
     click.echo(emit(rows, columns, fmt or "table", root, item))
 
 
-def _sync() -> None:
-    """Apply the store to the gateway after a change (the change stays if this fails)."""
+def follow_up() -> int:
+    """After a store change: the VMs' USER_TEMPLATE marks (API), then the gateway. What fails
+    stays pending in the store and the next `onenat sync` does it; returns the exit code."""
     from onemetal import config
-    from onemetal.nat import gateway
+    from onemetal.nat import gateway, service
 
-    cfg = config.load()
+    cfg, store, code = config.load(), _store(), 0
+    if store.unmarked() or store.pending_unmarks():
+        try:
+            for line in service.mark(store, _api()):
+                click.echo(line)
+        except OneMetalError as exc:
+            click.echo(f"onenat: stored, but the VM template is not updated yet: {exc} "
+                       "(`onenat sync` retries)", err=True)
+            code = 1
     if not cfg.nat.gateway:
         click.echo("note: no gateway configured ([nat] gateway in onemetal.conf); the change is "
                    "stored and `onenat sync` applies it", err=True)
-        return
+        return code
     try:
-        lines = gateway.sync(cfg, _store())
+        for line in gateway.sync(cfg, store)[1:]:
+            click.echo(line)
     except OneMetalError as exc:
-        _fail(f"stored, but the gateway was not updated: {exc} (run `onenat sync`)")
-    for line in lines:
-        click.echo(line)
+        click.echo(f"onenat: stored, but the gateway is not updated yet: {exc} "
+                   "(`onenat sync` retries)", err=True)
+        code = 1
+    return code
+
+
+def _sync() -> None:
+    code = follow_up()
+    if code:
+        sys.exit(code)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -199,7 +216,7 @@ def unmap_command(vm_id: int | None, nic_id: int | None, eip: str | None) -> Non
     with _errors():
         if (vm_id is None) == (eip is None):
             raise OneMetalError("give a VM id or --eip, not both", "vm")
-        removed = service.unmap_vm(_store(), _api(), vm_id=vm_id, nic_id=nic_id,
+        removed = service.unmap_vm(_store(), vm_id=vm_id, nic_id=nic_id,
                                    eip=ipv4(eip, "eip") if eip else None)
     for m in removed:
         click.echo(f"VM {m.vm_id} NIC {m.nic_id}: EIP {m.eip} released")
@@ -302,9 +319,9 @@ def plan() -> None:
 
 @main.command()
 def sync() -> None:
-    """Make the gateway match the store (after a reboot, a flushed table, a failed hook)."""
-    lines = _gateway(dry_run=False)
-    click.echo("\n".join(lines[1:]) if lines[1:] else "gateway: converged, nothing to do")
+    """Make the VMs' marks and the gateway match the store (after a reboot, a flushed table,
+    a failed hook)."""
+    _sync()
 
 
 @main.command()

@@ -38,19 +38,32 @@ def nat_nic(store: Store, server: Any, vm_id: int, nic_id: int | None) -> tuple[
 def map_vm(store: Store, server: Any, vm_id: int, nic_id: int | None = None,
            eip: str | None = None, pool: str | None = None) -> Mapping:
     found_id, ip, network = nat_nic(store, server, vm_id, nic_id)
-    mapping = store.map(vm_id, found_id, ip, network, eip=eip, pool=pool)
-    client.set_user_attributes(server, vm_id, {"EIP_ADDRESS": mapping.eip,
-                                               "EIP_PRIVATE_IP": mapping.private_ip})
-    return mapping
+    return store.map(vm_id, found_id, ip, network, eip=eip, pool=pool)
 
 
-def unmap_vm(store: Store, server: Any | None, *, vm_id: int | None = None,
+def unmap_vm(store: Store, *, vm_id: int | None = None,
              nic_id: int | None = None, eip: str | None = None) -> list[Mapping]:
     removed = store.unmap(eip=eip, vm_id=vm_id, nic_id=nic_id)
     if not removed:
         what = f"EIP {eip}" if eip else f"VM {vm_id}" + (f" NIC {nic_id}" if nic_id is not None else "")
         raise InputError(f"{what} has no mapping", "eip" if eip else "vm")
-    if server is not None:
-        for vm in sorted({m.vm_id for m in removed}):
-            client.set_user_attributes(server, vm, dict.fromkeys(ATTRIBUTES))
     return removed
+
+
+def mark(store: Store, server: Any) -> list[str]:
+    """Bring the VMs' USER_TEMPLATE in line with the store: EIP_ADDRESS/EIP_PRIVATE_IP on mapped
+    VMs, removed from released ones. What fails stays pending for the next `onenat sync`."""
+    lines = []
+    for m in store.unmarked():
+        client.set_user_attributes(server, m.vm_id, {"EIP_ADDRESS": m.eip,
+                                                     "EIP_PRIVATE_IP": m.private_ip})
+        store.set_marked(m.eip)
+        lines.append(f"VM {m.vm_id}: USER_TEMPLATE EIP_ADDRESS={m.eip}")
+    for vm_id in store.pending_unmarks():
+        try:
+            client.set_user_attributes(server, vm_id, dict.fromkeys(ATTRIBUTES))
+        except client.NoSuchObject:
+            pass  # a VM that is gone keeps no mark
+        store.unmark_done(vm_id)
+        lines.append(f"VM {vm_id}: USER_TEMPLATE EIP_ADDRESS removed")
+    return lines

@@ -38,8 +38,10 @@ CREATE TABLE mappings (
     nic_id   INTEGER NOT NULL,
     vm_ip    TEXT NOT NULL UNIQUE,
     vnet_id  INTEGER NOT NULL REFERENCES vnets(vnet_id),
+    marked   INTEGER NOT NULL DEFAULT 0,
     UNIQUE (vm_id, nic_id)
 );
+CREATE TABLE unmarks (vm_id INTEGER PRIMARY KEY);
 CREATE TABLE forwards (
     private_ip  TEXT NOT NULL,
     port        INTEGER NOT NULL CHECK (port BETWEEN 1 AND 65535),
@@ -173,8 +175,9 @@ class Store:
                     raise InputError("no free Elastic IP" + (f" in pool {pool!r}" if pool else ""),
                                      "pool" if pool else "eip")
             try:
-                db.execute("INSERT INTO mappings VALUES (?, ?, ?, ?, ?)",
-                           (row[0], vm_id, nic_id, vm_ip, vnet_id))
+                db.execute("INSERT INTO mappings (eip, vm_id, nic_id, vm_ip, vnet_id) "
+                           "VALUES (?, ?, ?, ?, ?)", (row[0], vm_id, nic_id, vm_ip, vnet_id))
+                db.execute("DELETE FROM unmarks WHERE vm_id = ?", (vm_id,))
             except sqlite3.IntegrityError as exc:
                 raise InputError(f"{vm_ip} already has an EIP ({exc})", "vm") from None
             return Mapping(row[0], row[1], vm_id, nic_id, vm_ip, vnet_id)
@@ -187,7 +190,26 @@ class Store:
                 eip is None and m.vm_id == vm_id and nic_id in (None, m.nic_id))]
             for m in found:
                 db.execute("DELETE FROM mappings WHERE eip = ?", (m.eip,))
+            for vm in {m.vm_id for m in found}:
+                if not db.execute("SELECT 1 FROM mappings WHERE vm_id = ?", (vm,)).fetchone():
+                    db.execute("INSERT OR IGNORE INTO unmarks VALUES (?)", (vm,))
             return found
+
+    # -- the marks on VMs (USER_TEMPLATE), retried by `onenat sync` until they succeed ------------
+    def unmarked(self) -> list[Mapping]:
+        """Mappings whose VM does not show its EIP yet."""
+        return [m for m in self._mappings(self.db, "WHERE m.marked = 0")]
+
+    def set_marked(self, eip: str) -> None:
+        with self.transaction() as db:
+            db.execute("UPDATE mappings SET marked = 1 WHERE eip = ?", (eip,))
+
+    def pending_unmarks(self) -> list[int]:
+        return [r[0] for r in self.db.execute("SELECT vm_id FROM unmarks ORDER BY vm_id")]
+
+    def unmark_done(self, vm_id: int) -> None:
+        with self.transaction() as db:
+            db.execute("DELETE FROM unmarks WHERE vm_id = ?", (vm_id,))
 
     # -- forwards --------------------------------------------------------------------------
     def add_forward(self, forward: Forward) -> None:
@@ -217,10 +239,10 @@ class Store:
 
     # -- reading ---------------------------------------------------------------------------
     @staticmethod
-    def _mappings(db: sqlite3.Connection) -> list[Mapping]:
+    def _mappings(db: sqlite3.Connection, where: str = "") -> list[Mapping]:
         return [Mapping(*r) for r in db.execute(
             "SELECT m.eip, a.private_ip, m.vm_id, m.nic_id, m.vm_ip, m.vnet_id "
-            "FROM mappings m JOIN addresses a USING (eip) ORDER BY a.private_ip")]
+            f"FROM mappings m JOIN addresses a USING (eip) {where} ORDER BY a.private_ip")]
 
     def state(self) -> NatState:
         """One consistent snapshot (a read transaction) of everything."""

@@ -56,12 +56,18 @@ class ApiError(OneMetalError):
     """oned refused a call or could not be reached."""
 
 
+class NoSuchObject(ApiError):
+    """oned answered NO_EXISTS: the VM (host, ...) is not there."""
+
+
 def call(method: Callable[..., Any], name: str, *args: Any) -> Any:
     """One API call; pyone's exceptions and connection errors become one clear line."""
     import pyone
 
     try:
         return method(*args)
+    except pyone.OneNoExistsException as exc:
+        raise NoSuchObject(str(exc).strip(), name) from None
     except pyone.OneException as exc:
         raise ApiError(str(exc).strip(), name) from None
     except OSError as exc:
