@@ -29,6 +29,7 @@ def installed_lab(hosts: int, mesh: Sequence[str] = (), **options: object) -> It
     with Lab(hosts=hosts, **options) as lab:  # type: ignore[arg-type]
         prefix = os.path.join(lab.workdir, "frontend", "var", "lib", "one")
         layout = install.Layout(prefix=prefix, etc=os.path.join(lab.workdir, "frontend", "etc"),
+                                systemd=os.path.join(lab.workdir, "frontend", "systemd"),
                                 source=REPO)
         install.install(layout, dry_run=False, apply_oned_conf=False, out=[])
         lab.sync_remotes(os.path.join(prefix, "remotes"))

@@ -14,11 +14,17 @@ REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
 
 
 def layout(tmp_path, source=REPO) -> install.Layout:
-    return install.Layout(prefix=str(tmp_path / "var"), etc=str(tmp_path / "etc"), source=source)
+    return install.Layout(prefix=str(tmp_path / "var"), etc=str(tmp_path / "etc"), source=source,
+                          systemd=str(tmp_path / "systemd"))
 
 
 def cli(*args):
-    return CliRunner().invoke(main, list(args))
+    args = list(args)
+    if args[0] == "install" and "--systemd-dir" not in args:
+        # Never the machine's own /etc/systemd/system: the units go where the prefix is.
+        prefix = args[args.index("--prefix") + 1]
+        args += ["--systemd-dir", os.path.join(os.path.dirname(prefix), "systemd")]
+    return CliRunner().invoke(main, args)
 
 
 def snapshot(root) -> dict[str, tuple[int, int]]:
@@ -72,6 +78,19 @@ def test_driver_actions_probe_and_hook_are_installed_as_oned_expects(tmp_path):
                           env={"PATH": "/usr/bin:/bin", "ONE_AUTH": str(tmp_path / "none")})
     assert proc.returncode == 1 and proc.stderr.startswith("onemetal: ONE_AUTH=")
     assert "Traceback" not in proc.stderr
+
+
+def test_sync_units_run_the_installed_commands(tmp_path):
+    install.install(layout(tmp_path), dry_run=False, apply_oned_conf=False, out=[])
+    units = tmp_path / "systemd"
+    bin_dir = os.path.dirname(sys.executable)
+    assert f"ExecStart={bin_dir}/onenat sync" in (units / "onemetal-nat-sync.service").read_text()
+    assert f"ExecStart={bin_dir}/onemetal mesh sync" in (
+        units / "onemetal-mesh-sync.service").read_text()
+    assert "OnUnitActiveSec=10min" in (units / "onemetal-nat-sync.timer").read_text()
+    assert os.access(os.path.join(bin_dir, "onenat"), os.X_OK)
+    install.uninstall(layout(tmp_path), dry_run=False, out=[])
+    assert not (units / "onemetal-nat-sync.service").exists()
 
 
 def test_dry_run_prints_the_plan_and_changes_nothing(tmp_path):

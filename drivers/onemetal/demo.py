@@ -36,6 +36,7 @@ def run_demo(hosts: int, underlay_mtu: int, say: Callable[[str], None]) -> int:
             f"({', '.join(f'{h.name}={h.address}' for h in lab.hosts)})")
         prefix = os.path.join(lab.workdir, "frontend", "var", "lib", "one")
         layout = install.Layout(prefix=prefix, etc=os.path.join(lab.workdir, "frontend", "etc"),
+                                systemd=os.path.join(lab.workdir, "frontend", "systemd"),
                                 source=install.source_root())
         plan = install.install(layout, dry_run=False, apply_oned_conf=False, out=[])
         lab.sync_remotes(os.path.join(prefix, "remotes"))

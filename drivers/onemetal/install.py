@@ -58,6 +58,9 @@ def _content(src: str, dest: str) -> bytes:
         data = f.read()
     if f"{os.sep}hooks{os.sep}onemetal{os.sep}" in dest and data.startswith(_ENV_PYTHON):
         data = f"#!{sys.executable}\n".encode() + data[len(_ENV_PYTHON):]
+    if dest.endswith(".service"):
+        # The unit runs the console scripts installed next to this interpreter.
+        data = data.replace(b"@BIN@", os.path.dirname(sys.executable).encode())
     return data
 
 
@@ -82,6 +85,7 @@ class Layout:
     prefix: str      # /var/lib/one
     etc: str         # /etc/one
     source: str
+    systemd: str = "/etc/systemd/system"
 
     def sources(self) -> dict[str, str]:
         """Destination path -> source file, for every file the install owns."""
@@ -96,6 +100,10 @@ class Layout:
         if os.path.isdir(hooks):
             for path, rel in _walk(hooks):
                 out[os.path.join(remotes, "hooks", "onemetal", rel)] = path
+        units = os.path.join(self.source, "etc", "systemd")
+        if os.path.isdir(units):
+            for path, rel in _walk(units):
+                out[os.path.join(self.systemd, rel)] = path
         return out
 
     @property

@@ -31,16 +31,19 @@ def main(verbose: bool) -> None:
 @click.option("--etc", "etc_dir", default="/etc/one", show_default=True,
               help="OpenNebula's configuration directory.")
 @click.option("--source", default=None, help="Tree holding remotes/, hooks/, etc/ (default: this package's).")
+@click.option("--systemd-dir", default="/etc/systemd/system", show_default=True,
+              help="Where the sync services and timers go.")
 @click.option("--dry-run", is_flag=True, help="Print the plan, change nothing.")
 @click.option("--apply-oned-conf", is_flag=True, help="Also write the oned.conf fragments into oned.conf.")
-def install(prefix: str, etc_dir: str, source: str | None, dry_run: bool,
+def install(prefix: str, etc_dir: str, source: str | None, systemd_dir: str, dry_run: bool,
             apply_oned_conf: bool) -> None:
     """Install remotes (with the core they carry), hooks and onemetal.conf. Idempotent."""
     from onemetal import install as inst
 
     out: list[str] = []
     try:
-        layout = inst.Layout(prefix=prefix, etc=etc_dir, source=source or inst.source_root())
+        layout = inst.Layout(prefix=prefix, etc=etc_dir, source=source or inst.source_root(),
+                             systemd=systemd_dir)
         inst.install(layout, dry_run=dry_run, apply_oned_conf=apply_oned_conf, out=out)
     except (OneMetalError, OSError) as exc:
         _fail(exc)
