@@ -9,6 +9,7 @@ addresses 10.0.0.42/43 added by onenat), VMs on one-1 and one-2 in vnet 0
 from __future__ import annotations
 
 import json
+from concurrent.futures import ThreadPoolExecutor
 import sys
 import time
 
@@ -190,3 +191,34 @@ def test_failed_hook_steps_are_repaired_by_the_next_sync(nat):
 def hook_env(api_dir):
     return {"ONEMETAL_CONF": str(api_dir / "onemetal.conf"),
             "ONE_XMLRPC": "http://127.0.0.1:2633/RPC2", "ONE_AUTH": str(api_dir / "one_auth")}
+
+
+def test_ten_concurrent_onenat_maps_of_one_eip_leave_exactly_one_mapping(nat):
+    lab, client, vms, onenat, api_dir = nat
+    for vm_id in range(20, 30):
+        (api_dir / f"vm-{vm_id}.xml").write_text(VM_XML.format(
+            id=vm_id, ip=f"192.168.0.{vm_id}", net=0, mac=f"02:00:c0:a8:00:{vm_id:02x}"))
+    with ThreadPoolExecutor(10) as pool:
+        results = list(pool.map(lambda i: onenat("map", str(i), "--eip", "3.3.3.3", check=False),
+                                range(20, 30)))
+    assert sorted(r.returncode for r in results) == [0] + [1] * 9
+    refused = [r.stderr for r in results if r.returncode]
+    assert all(e.startswith("onenat: eip: 3.3.3.3 is already mapped to VM ") for e in refused)
+    holders = [m for m in json.loads(onenat("list", "-j").stdout) if m["eip"] == "3.3.3.3"]
+    assert len(holders) == 1
+    onenat("unmap", "--eip", "3.3.3.3")
+
+
+def test_port_forward_reaches_the_vm_and_its_removal_cuts_the_open_flow(nat):
+    lab, client, vms, onenat, _ = nat
+    onenat("forward", "add", "10.0.0.41:8080/tcp", "192.168.0.7:5007")
+    assert traffic.tcp_transfer(client, "10.0.0.41", 8080)
+    log = traffic.open_flow(client, "10.0.0.41", 8080, seconds=8, log_dir=lab.workdir)
+    time.sleep(1.5)
+    onenat("forward", "delete", "10.0.0.41:8080/tcp")
+    deadline = time.monotonic() + 15
+    while not open(log).read().strip():
+        assert time.monotonic() < deadline
+        time.sleep(0.2)
+    assert open(log).read().startswith("stopped"), open(log).read()
+    assert not traffic.tcp_transfer(client, "10.0.0.41", 8080, timeout=1)
