@@ -80,9 +80,10 @@ def test_mesh_stays_quiet_when_idle(mesh4):
     cpu1 = [vswitchd_cpu_seconds(h) for h in lab.hosts]
     elapsed = time.monotonic() - start
     assert flows1 == flows0  # not one data frame came out of a tunnel
-    # Only BFD moves the interface counters: 3 peers x (rx + tx), at most one per 75 % of the
-    # interval (BFD's jitter), 25 % slack. A loop would be thousands per second.
-    bfd_budget = 3 * 2 * elapsed / (0.75 * BFD_MS / 1000) * 1.25
+    # Only BFD moves the interface counters: 3 peers x (rx + tx) at one packet per interval is
+    # the nominal rate; OVS sends somewhat faster (jitter, poll sequences: about 1.7x measured),
+    # so allow 3x. A loop is tens of thousands of packets per second, far beyond either.
+    bfd_budget = 3 * 2 * elapsed / (BFD_MS / 1000) * 3
     assert all(b - a <= bfd_budget for a, b in zip(ifaces0, ifaces1)), (ifaces0, ifaces1, bfd_budget)
     assert all(b - a < 0.1 * elapsed for a, b in zip(cpu0, cpu1)), (cpu0, cpu1)  # < 10 % of a core
 
