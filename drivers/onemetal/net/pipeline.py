@@ -13,7 +13,8 @@ Tables:
                (a spoofed source MAC, the bridge's own port).
   10 EGRESS    security groups of the sending VM: conntrack in the port's zone
   11             and its outbound whitelist; open ports go straight on.
-  20 LEARN     learn(tun_id, source MAC -> reg1 = in_port) into table 30, then
+  20 LEARN     learn(tun_id, source MAC -> reg1 = in_port) into table 30 (local
+               entries above those learned from tunnels), then
                look the destination up (30) and forward (40). An address learned
                from a tunnel is only used for frames from local ports (reg0 = 0):
                split horizon, a frame from the mesh never goes back into it.
@@ -61,14 +62,17 @@ class TunnelPortState:
 
 def shared_flows(vm_ports: Sequence[VmPort], tunnels: Sequence[TunnelPortState],
                  mac_age: int) -> list[Flow]:
-    learned = (f"table={MACS},cookie={LEARNED:#x},idle_timeout={mac_age},priority=100,"
-               "NXM_NX_TUN_ID[],NXM_OF_ETH_DST[]=NXM_OF_ETH_SRC[]")
+    def learned(priority: int) -> str:
+        return (f"table={MACS},cookie={LEARNED:#x},idle_timeout={mac_age},priority={priority},"
+                "NXM_NX_TUN_ID[],NXM_OF_ETH_DST[]=NXM_OF_ETH_SRC[]")
     into_reg1 = "load:NXM_OF_IN_PORT[]->NXM_NX_REG1[0..15]"
     then = f"resubmit(,{MACS}),resubmit(,{FORWARD})"
+    # A MAC seen on a local port outranks the same MAC seen through a tunnel: a VM that
+    # migrated here is reached locally from its first frame, not through its old host.
     flows = [
         Flow(CLASSIFY, 0, "", "drop"),
-        Flow(LEARN, 10, "reg0=0", f"learn({learned},{into_reg1}),{then}"),
-        Flow(LEARN, 10, "reg0=1", f"learn({learned},reg0=0,{into_reg1}),{then}"),
+        Flow(LEARN, 10, "reg0=0", f"learn({learned(100)},{into_reg1}),{then}"),
+        Flow(LEARN, 10, "reg0=1", f"learn({learned(90)},reg0=0,{into_reg1}),{then}"),
         Flow(FORWARD, 0, "", "drop"),
     ]
     tunnel_out = ",".join(f"output:{t.ofport}" for t in sorted(tunnels))
