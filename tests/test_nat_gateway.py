@@ -9,24 +9,17 @@ addresses 10.0.0.42/43 added by onenat), VMs on one-1 and one-2 in vnet 0
 from __future__ import annotations
 
 import json
-from concurrent.futures import ThreadPoolExecutor
-import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from conftest import installed_lab
 from lxml import etree
 
-from onemetal.lab import drive, traffic
+from onemetal.lab import drive, frontend, traffic
 from onemetal.lab.samples import SampleNic, b64
 
 HOSTS = ["one-0", "one-1", "one-2"]
-VM_XML = ("<VM><ID>{id}</ID><NAME>vm{id}</NAME><STATE>3</STATE><LCM_STATE>3</LCM_STATE>"
-          "<TEMPLATE><NIC><NIC_ID>0</NIC_ID><IP><![CDATA[{ip}]]></IP><NETWORK_ID>{net}"
-          "</NETWORK_ID><MAC><![CDATA[{mac}]]></MAC></NIC></TEMPLATE>"
-          "<USER_TEMPLATE><EIP><![CDATA[yes]]></EIP></USER_TEMPLATE></VM>")
-
-
 def user_template(api_dir, vm_id: int) -> dict[str, str]:
     root = etree.parse(str(api_dir / f"vm-{vm_id}.xml")).getroot()
     return {e.tag: e.text for e in root.find("USER_TEMPLATE")}
@@ -41,35 +34,19 @@ def nat(tmp_path_factory):
     api_dir = tmp_path_factory.mktemp("api")
     with installed_lab(3, mesh=HOSTS) as lab:
         client = lab.add_uplink("one-0", "ens5", "10.0.0.41/24", "10.0.0.100/24")
+        fe = frontend.start(lab, str(api_dir), nat_gateway="one-0", nat_interface="ens5")
         vms = {}
         for vm_id, host, net in ((5, "one-1", 0), (6, "one-2", 0), (7, "one-1", 0), (8, "one-2", 9)):
             [vms[vm_id]] = drive.deploy(lab, host, vm_id, [nic(vm_id)])
             vms[vm_id].route_via("192.168.0.1")
-            (api_dir / f"vm-{vm_id}.xml").write_text(VM_XML.format(
-                id=vm_id, ip=nic(vm_id).ip, net=net, mac=nic(vm_id).mac))
-        (api_dir / "one_auth").write_text("oneadmin:opennebula\n")
-        conf = api_dir / "onemetal.conf"
-        conf.write_text(open(lab.frontend_conf()).read() + (
-            f'[nat]\nstore = "{api_dir}/nat.db"\ngateway = "one-0"\ninterface = "ens5"\n'))
-        lab.frontend.spawn([sys.executable, "-m", "onemetal.lab.one_api", "2633",
-                            "oneadmin:opennebula", str(api_dir)], str(api_dir / "api.log"))
-        env = {"ONEMETAL_CONF": str(conf), "ONE_XMLRPC": "http://127.0.0.1:2633/RPC2",
-               "ONE_AUTH": str(api_dir / "one_auth")}
-
-        def onenat(*args, check=True):
-            return lab.frontend_cli(env).run([sys.executable, "-m", "onemetal.cli.onenat", *args],
-                                             check=check)
-        for vm_id, vm in vms.items():
-            traffic.listen(vm, 5000 + vm_id, lab.workdir)
+            fe.add_vm(vm_id, nic(vm_id), net)
+            traffic.listen(vms[vm_id], 5000 + vm_id, lab.workdir)
         traffic.listen(client, 7000, lab.workdir)
-        onenat("vnet", "add", "0", "--subnet", "192.168.0.0/24", "--gateway", "192.168.0.1",
-               "--snat", "10.0.0.41", "--vni", "100")
-        onenat("pool", "create", "aws", "--addresses", "3.3.3.2=10.0.0.42,3.3.3.3=10.0.0.43")
-        deadline = time.monotonic() + 10
-        while onenat("map", "5", "--eip", "3.3.3.2", check=False).returncode != 0:
-            assert time.monotonic() < deadline, "the API stand-in did not start"
-            time.sleep(0.2)
-        yield lab, client, vms, onenat, api_dir
+        fe.onenat("vnet", "add", "0", "--subnet", "192.168.0.0/24", "--gateway", "192.168.0.1",
+                  "--snat", "10.0.0.41", "--vni", "100")
+        fe.onenat("pool", "create", "aws", "--addresses", "3.3.3.2=10.0.0.42,3.3.3.3=10.0.0.43")
+        fe.onenat("map", "5", "--eip", "3.3.3.2")
+        yield lab, client, vms, fe.onenat, api_dir
 
 
 def test_client_reaches_the_mapped_vm_through_its_eip(nat):
@@ -196,7 +173,7 @@ def hook_env(api_dir):
 def test_ten_concurrent_onenat_maps_of_one_eip_leave_exactly_one_mapping(nat):
     lab, client, vms, onenat, api_dir = nat
     for vm_id in range(20, 30):
-        (api_dir / f"vm-{vm_id}.xml").write_text(VM_XML.format(
+        (api_dir / f"vm-{vm_id}.xml").write_text(frontend.VM_XML.format(
             id=vm_id, ip=f"192.168.0.{vm_id}", net=0, mac=f"02:00:c0:a8:00:{vm_id:02x}"))
     with ThreadPoolExecutor(10) as pool:
         results = list(pool.map(lambda i: onenat("map", str(i), "--eip", "3.3.3.3", check=False),

@@ -11,7 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 from conftest import installed_lab
 
-from onemetal.lab import drive, traffic
+from onemetal.lab import drive, frontend, traffic
 from onemetal.lab.samples import SampleNic, vnm_vm_xml
 
 MESH = ["one-0", "one-1", "one-2", "one-3"]
@@ -195,15 +195,9 @@ def test_mesh_sync_reads_the_host_pool_through_the_api(lab, vms, tmp_path_factor
                                 host(4, state=8)]))
     workdir = tmp_path_factory.mktemp("api")
     (workdir / "host_pool.xml").write_text(pool)
-    (workdir / "one_auth").write_text("oneadmin:opennebula\n")
-    lab.frontend.spawn([sys.executable, "-m", "onemetal.lab.one_api", "2633",
-                        "oneadmin:opennebula", str(workdir)], str(workdir / "api.log"))
-    env = {"ONE_XMLRPC": "http://127.0.0.1:2633/RPC2", "ONE_AUTH": str(workdir / "one_auth")}
+    env = frontend.start(lab, str(workdir)).env
     argv = [sys.executable, "-m", "onemetal.cli.onemetal", "mesh", "plan"]
-    deadline = time.monotonic() + 10
-    while (result := lab.frontend_cli(env).run(argv, check=False)).returncode != 0:
-        assert time.monotonic() < deadline, result.stderr
-        time.sleep(0.2)  # the API double is starting
+    result = lab.frontend_cli(env).run(argv)
     assert sorted(result.stdout.split("\n")[:-1]) == [f"{h}: PEERS=3 CHANGED=NO" for h in MESH]
     # The HOST hook, as the hook manager runs it on the frontend (installed, its own interpreter).
     hook = f"{lab.workdir}/frontend/var/lib/one/remotes/hooks/onemetal/mesh-sync"
