@@ -61,6 +61,16 @@ class Config:
     nat: NatConfig = field(default_factory=NatConfig)
 
 
+def ssh_runner(ssh: SshConfig, host: str) -> Any:
+    """How the frontend reaches `host`: the [ssh] settings as an SshRunner (see onemetal.run)."""
+    from onemetal.run import SshRunner, SshTarget
+
+    target = SshTarget(host=host, user=ssh.user, port=ssh.port, key=ssh.key,
+                       known_hosts=ssh.known_hosts, host_key_policy=ssh.host_key_policy,
+                       connect_timeout=ssh.connect_timeout)
+    return SshRunner(target, remote_dir=ssh.remote_dir, python=ssh.python)
+
+
 def _section(cls: type, name: str, raw: Any) -> Any:
     if not isinstance(raw, dict):
         raise ConfigError("must be a table", field=name)

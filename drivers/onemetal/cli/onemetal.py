@@ -86,7 +86,6 @@ def _mesh(hosts_file: str | None, host_args: tuple[str, ...], parallel: int, dry
     from onemetal import config
     from onemetal.net import sync
     from onemetal.opennebula import client
-    from onemetal.run import SshRunner, SshTarget
 
     try:
         cfg = config.load()
@@ -99,15 +98,8 @@ def _mesh(hosts_file: str | None, host_args: tuple[str, ...], parallel: int, dry
         else:
             pool = client.host_pool(client.connect())
         hosts = sync.members(pool)
-        ssh = cfg.ssh
-
-        def connect(name: str) -> SshRunner:
-            target = SshTarget(host=name, user=ssh.user, port=ssh.port, key=ssh.key,
-                               known_hosts=ssh.known_hosts, host_key_policy=ssh.host_key_policy,
-                               connect_timeout=ssh.connect_timeout)
-            return SshRunner(target, remote_dir=ssh.remote_dir, python=ssh.python)
-
-        results = sync.push(hosts, connect, dry_run=dry_run, parallel=parallel)
+        results = sync.push(hosts, lambda name: config.ssh_runner(cfg.ssh, name),
+                            dry_run=dry_run, parallel=parallel)
     except (OneMetalError, OSError) as exc:
         _fail(exc)
     for result in results:

@@ -6,6 +6,7 @@ on stderr and exit 1, with the store unchanged when the input was bad.
 
 from __future__ import annotations
 
+import functools
 import sys
 from contextlib import contextmanager
 from typing import Any, Callable, Iterator, Sequence
@@ -29,7 +30,9 @@ def _errors() -> Iterator[None]:
         _fail(exc)
 
 
+@functools.cache
 def _store() -> Any:
+    """The store, opened (and its schema checked) once per command."""
     from onemetal import config
     from onemetal.nat.store import Store
 

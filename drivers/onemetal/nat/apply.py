@@ -22,7 +22,7 @@ from typing import Sequence, TextIO
 from onemetal.errors import InputError, OneMetalError
 from onemetal.nat.model import Address, Forward, Mapping, NatState, Vnet, ipv4
 from onemetal.nat.render import TableContent, compare, desired, read_back, render
-from onemetal.net.bridge import Request, VmPortSpec, converge, vm_port_spec
+from onemetal.net.bridge import Request, VmPortSpec, converge
 from onemetal.net.host import NetHost
 from onemetal.opennebula import values
 from onemetal.run import Runner
@@ -70,12 +70,11 @@ def _addresses(runner: Runner, device: str) -> list[dict[str, object]]:
 def _gateway_ports(host: NetHost, state: NatState, dry_run: bool) -> list[str]:
     net = host.cfg.net
     mtu = host.max_mtu(host.mesh())
-    existing = {n for n, i in host.ovs.read(net.bridge).interfaces.items()
-                if (spec := vm_port_spec(i)) is not None and spec.internal}
     want = {gateway_port(v): VmPortSpec(vm_id=-1, nic_id=v.vnet_id, mac=gateway_mac(v), vni=v.vni,
                                         mtu=mtu, internal=True) for v in state.vnets}
     outcome = converge(host.ovs, host.flows, net, Request(
-        tunnels=None, vm_ports=want, vm_scope=frozenset(want) | existing), dry_run=dry_run)
+        tunnels=None, vm_ports=want, vm_scope=frozenset(want), internal_scope=True),
+        dry_run=dry_run)
     lines = [f"gateway ports: {line}" for line in outcome.ports.lines()]
     for vnet in state.vnets:
         port, prefix = gateway_port(vnet), vnet.subnet.split("/")[1]

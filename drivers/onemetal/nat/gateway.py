@@ -10,10 +10,10 @@ import dataclasses
 import json
 from typing import Any
 
-from onemetal.config import Config
+from onemetal.config import Config, ssh_runner
 from onemetal.errors import ConfigError
 from onemetal.nat.store import Store
-from onemetal.run import SshRunner, SshTarget
+from onemetal.run import SshRunner
 
 
 def payload(cfg: Config, store: Store) -> str:
@@ -27,11 +27,7 @@ def payload(cfg: Config, store: Store) -> str:
 def ssh(cfg: Config) -> SshRunner:
     if not cfg.nat.gateway or not cfg.nat.interface:
         raise ConfigError("set the gateway host and its interface in onemetal.conf", "nat.gateway")
-    s = cfg.ssh
-    target = SshTarget(host=cfg.nat.gateway, user=s.user, port=s.port, key=s.key,
-                       known_hosts=s.known_hosts, host_key_policy=s.host_key_policy,
-                       connect_timeout=s.connect_timeout)
-    return SshRunner(target, remote_dir=s.remote_dir, python=s.python)
+    return ssh_runner(cfg.ssh, cfg.nat.gateway)
 
 
 def sync(cfg: Config, store: Store, dry_run: bool = False) -> list[str]:

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import netaddr
 
 from onemetal.errors import InputError
+from onemetal.net.vnet import MAX_VNI
 from onemetal.opennebula import values
 
 PROTOCOLS = ("tcp", "udp")
@@ -72,7 +73,7 @@ class Vnet:
                                                         str(network.broadcast)):
             raise InputError(f"{gw} is not a host address of {network}", "gateway")
         return cls(values.integer(str(vnet_id), "vnet", 0), str(network.cidr), gw,
-                   ipv4(snat_ip, "snat"), values.integer(str(vni), "vni", 1, 2**24 - 1))
+                   ipv4(snat_ip, "snat"), values.integer(str(vni), "vni", 1, MAX_VNI))
 
     def contains(self, ip: str) -> bool:
         return netaddr.IPAddress(ip) in netaddr.IPNetwork(self.subnet)

@@ -151,6 +151,7 @@ class Request:
     vm_scope: frozenset[str] = frozenset()   # VM ports this action decides (wanted or removed)
     filters: Mapping[str, Filter] = field(default_factory=dict)
     forget_macs: frozenset[str] = frozenset()
+    internal_scope: bool = False  # decide every internal port of ours (the gateway's vnets)
 
 
 @dataclass(frozen=True)
@@ -195,6 +196,9 @@ def converge(ovs: OvsDb, flows: FlowTable, net: NetConfig, request: Request,
         return Outcome(diff(f"ports@{net.bridge}", {}, {}), None, False)  # nothing to remove
     commands = bridge_commands(state, net)
     scope = request.vm_scope | _stale_vm_ports(state)
+    if request.internal_scope:
+        scope |= {n for n, i in state.interfaces.items()
+                  if (spec := vm_port_spec(i)) is not None and spec.internal}
     mesh = request.tunnels is not None
     have = {n: s for n, s in _owned(state).items()
             if (mesh and isinstance(s, TunnelSpec)) or n in scope}

@@ -13,10 +13,7 @@ from typing import Sequence, TextIO
 from onemetal.errors import OneMetalError
 from onemetal.net.bridge import tunnel_name, tunnel_spec
 from onemetal.net.host import NetHost
-
-
-def _quote(value: object) -> str:
-    return '"' + str(value).replace("\\", "\\\\").replace('"', '\\"') + '"'
+from onemetal.opennebula.values import template_value as _quote
 
 
 def report(host: NetHost) -> list[str]:

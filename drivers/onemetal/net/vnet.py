@@ -18,7 +18,7 @@ from onemetal.net.mtu import VXLAN_OVERHEAD, overlay_mtu
 from onemetal.opennebula import payload, values
 from onemetal.opennebula.xmlview import expect_root, opt
 
-MAX_VNI = 2**24 - 1
+MAX_VNI = 2**24 - 1  # VXLAN's 24-bit network identifier; 0 is not used by OpenNebula
 
 
 def _attr(root: object, name: str) -> str | None:

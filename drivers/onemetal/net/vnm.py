@@ -16,14 +16,15 @@ from typing import Callable, Sequence, TextIO
 from onemetal.errors import InputError
 from onemetal.net.bridge import Outcome, Request, VmPortSpec, converge, device_exists
 from onemetal.net.host import NetHost
+from onemetal.net.peers import Mesh
 from onemetal.net.mtu import nic_mtu
 from onemetal.net.secgroups import compile_filter
+from onemetal.net.vnet import MAX_VNI
 from onemetal.opennebula import payload, values
 from onemetal.opennebula.protocol import log
 from onemetal.opennebula.vm import VM, Nic
 
 VN_MAD = "ovswitch_vxlan_unicast"
-MAX_VNI = 2**24 - 1
 
 
 def port_name(vm: VM, nic: Nic) -> str:
@@ -57,18 +58,21 @@ def _read_vm(stdin: TextIO) -> VM:
     return VM.from_xml(payload.read_payload(stdin.read(), "stdin", root="VM"))
 
 
-def port_specs(host: NetHost, vm: VM) -> dict[str, VmPortSpec]:
+def own_nics(vm: VM) -> list[Nic]:
+    """The NICs with a port of their own (an alias rides on its parent's)."""
+    return [n for n in vm.nics_for(VN_MAD) if not n.alias]
+
+
+def port_specs(host: NetHost, vm: VM, mesh: Mesh | None = None) -> dict[str, VmPortSpec]:
     """The VM's ports on this host by tap name, each NIC checked. The VMM takes the MTU for
     libvirt's <mtu> from here, so the guest, the tap and the OVS port agree."""
-    maximum = host.max_mtu(host.mesh())
-    return {port_name(vm, n): nic_spec(vm, n, host.cfg.net.bridge, maximum)
-            for n in vm.nics_for(VN_MAD) if not n.alias}
+    maximum = host.max_mtu(mesh or host.mesh())
+    return {port_name(vm, n): nic_spec(vm, n, host.cfg.net.bridge, maximum) for n in own_nics(vm)}
 
 
 def _ports(host: NetHost, vm: VM, require_devices: bool) -> Request:
     mesh = host.mesh()
-    nics = [n for n in vm.nics_for(VN_MAD) if not n.alias]
-    specs = port_specs(host, vm)
+    specs = port_specs(host, vm, mesh)
     missing = [name for name in specs if not device_exists(name)]
     if require_devices and missing:
         spec = specs[missing[0]]
@@ -77,7 +81,8 @@ def _ports(host: NetHost, vm: VM, require_devices: bool) -> Request:
     return Request(tunnels=host.tunnels(mesh),
                    vm_ports={n: s for n, s in specs.items() if n not in missing},
                    vm_scope=frozenset(specs),
-                   filters={port_name(vm, n): compile_filter(vm.rules_for(n)) for n in nics})
+                   filters={port_name(vm, n): compile_filter(vm.rules_for(n))
+                            for n in own_nics(vm)})
 
 
 def _report(action: str, outcome: Outcome) -> None:
@@ -118,7 +123,7 @@ update_nic = _action("update_nic", ["deploy_id", "vnet_id"], require_devices=Fal
 def clean(args: Sequence[str], stdin: TextIO) -> None:
     _args(args, ["host"])
     vm = _read_vm(stdin)
-    nics = [n for n in vm.nics_for(VN_MAD) if not n.alias]
+    nics = own_nics(vm)
     # A detach runs clean with the leaving NIC marked ATTACH=YES: only that one goes.
     leaving = [n for n in nics if n.attach] or nics
     host = NetHost.load()

@@ -109,15 +109,11 @@ def user_template(server: Any, vm_id: int) -> dict[str, str]:
     return _template(vm.USER_TEMPLATE)
 
 
-def quote(value: str) -> str:
-    """A value in OpenNebula's template syntax."""
-    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
-
-
 def set_user_attributes(server: Any, vm_id: int, attributes: Mapping[str, str | None]) -> None:
     """Merge attributes into the USER_TEMPLATE; None removes one (which needs the replace mode)."""
     if all(v is not None for v in attributes.values()):
-        text = "\n".join(f"{k}={quote(v)}" for k, v in attributes.items() if v is not None)
+        text = "\n".join(f"{k}={values.template_value(v)}" for k, v in attributes.items()
+                         if v is not None)
         call(server.vm.update, "one.vm.update", vm_id, text, 1)
         return
     current = user_template(server, vm_id)
@@ -126,5 +122,5 @@ def set_user_attributes(server: Any, vm_id: int, attributes: Mapping[str, str | 
             current.pop(key, None)
         else:
             current[key] = value
-    text = "\n".join(f"{k}={quote(v)}" for k, v in current.items())
+    text = "\n".join(f"{k}={values.template_value(v)}" for k, v in current.items())
     call(server.vm.update, "one.vm.update", vm_id, text, 0)

@@ -64,6 +64,11 @@ def ip(value: str, field: str, version: int | None = None) -> str:
     return str(address)
 
 
+def template_value(value: object) -> str:
+    """A value in OpenNebula's template syntax: double quotes, with \\ and \" escaped."""
+    return '"' + str(value).replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
 def yes_no(value: str, field: str) -> bool:
     lowered = value.strip().lower()
     if lowered in ("yes", "true", "1"):
