@@ -20,7 +20,7 @@ def layout(tmp_path, source=REPO) -> install.Layout:
 
 def cli(*args):
     args = list(args)
-    if args[0] == "install" and "--systemd-dir" not in args:
+    if args[0] in ("install", "uninstall") and "--systemd-dir" not in args:
         # Never the machine's own /etc/systemd/system: the units go where the prefix is.
         prefix = args[args.index("--prefix") + 1]
         args += ["--systemd-dir", os.path.join(os.path.dirname(prefix), "systemd")]

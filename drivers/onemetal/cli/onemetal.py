@@ -33,17 +33,20 @@ def main(verbose: bool) -> None:
 @click.option("--source", default=None, help="Tree holding remotes/, hooks/, etc/ (default: this package's).")
 @click.option("--systemd-dir", default="/etc/systemd/system", show_default=True,
               help="Where the sync services and timers go.")
+@click.option("--sudoers-dir", default=None,
+              help="Also install etc/sudoers.d/* here, root 0440, once visudo accepted them "
+                   "(/etc/sudoers.d on a host).")
 @click.option("--dry-run", is_flag=True, help="Print the plan, change nothing.")
 @click.option("--apply-oned-conf", is_flag=True, help="Also write the oned.conf fragments into oned.conf.")
-def install(prefix: str, etc_dir: str, source: str | None, systemd_dir: str, dry_run: bool,
-            apply_oned_conf: bool) -> None:
+def install(prefix: str, etc_dir: str, source: str | None, systemd_dir: str,
+            sudoers_dir: str | None, dry_run: bool, apply_oned_conf: bool) -> None:
     """Install remotes (with the core they carry), hooks and onemetal.conf. Idempotent."""
     from onemetal import install as inst
 
     out: list[str] = []
     try:
         layout = inst.Layout(prefix=prefix, etc=etc_dir, source=source or inst.source_root(),
-                             systemd=systemd_dir)
+                             systemd=systemd_dir, sudoers=sudoers_dir)
         inst.install(layout, dry_run=dry_run, apply_oned_conf=apply_oned_conf, out=out)
     except (OneMetalError, OSError) as exc:
         _fail(exc)
@@ -55,14 +58,20 @@ def install(prefix: str, etc_dir: str, source: str | None, systemd_dir: str, dry
 @main.command()
 @click.option("--prefix", default="/var/lib/one", show_default=True)
 @click.option("--etc", "etc_dir", default="/etc/one", show_default=True)
+@click.option("--systemd-dir", default="/etc/systemd/system", show_default=True,
+              help="As given to install.")
+@click.option("--sudoers-dir", default=None, help="As given to install, if it was.")
 @click.option("--dry-run", is_flag=True, help="Print the plan, change nothing.")
-def uninstall(prefix: str, etc_dir: str, dry_run: bool) -> None:
+def uninstall(prefix: str, etc_dir: str, systemd_dir: str, sudoers_dir: str | None,
+              dry_run: bool) -> None:
     """Remove what `onemetal install` put there (an edited onemetal.conf is kept)."""
     from onemetal import install as inst
 
     out: list[str] = []
     try:
-        inst.uninstall(inst.Layout(prefix=prefix, etc=etc_dir, source=""), dry_run=dry_run, out=out)
+        layout = inst.Layout(prefix=prefix, etc=etc_dir, source="", systemd=systemd_dir,
+                             sudoers=sudoers_dir)
+        inst.uninstall(layout, dry_run=dry_run, out=out)
     except (OneMetalError, OSError) as exc:
         _fail(exc)
     click.echo("\n".join(out))
