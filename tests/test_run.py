@@ -38,7 +38,7 @@ def test_timeout_kills_the_whole_process_group(tmp_path):
 
 def test_missing_tool_names_the_package():
     runner = Runner(env={"PATH": "/nonexistent"})
-    with pytest.raises(MissingDependency, match="^ovs-vsctl: command not found: install the package openvswitch-switch"):
+    with pytest.raises(MissingDependency, match="^ovs-vsctl: command not found: install the Debian package openvswitch-switch"):
         runner.run(["ovs-vsctl", "show"])
 
 

@@ -20,6 +20,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Mapping, Protocol, Sequence
 
+from onemetal.deps import package_of_tool
 from onemetal.errors import MissingDependency, OneMetalError
 
 log = logging.getLogger(__name__)
@@ -28,16 +29,18 @@ DEFAULT_TIMEOUT = 30.0
 # After the group is killed, how long to wait for the pipes to drain.
 _REAP_TIMEOUT = 5.0
 
-# Debian package that provides each tool we call, for the error a host without it shows.
-PACKAGES = {
-    "ovs-vsctl": "openvswitch-switch", "ovs-ofctl": "openvswitch-switch",
-    "ovs-appctl": "openvswitch-switch", "ovsdb-server": "openvswitch-switch",
-    "ovs-vswitchd": "openvswitch-switch", "ovsdb-tool": "openvswitch-switch",
-    "nft": "nftables", "conntrack": "conntrack", "ip": "iproute2",
-    "ssh": "openssh-client", "sshd": "openssh-server", "ssh-keygen": "openssh-client",
-    "qemu-img": "qemu-utils", "nsenter": "util-linux", "unshare": "util-linux",
-    "mount": "mount", "ethtool": "ethtool", "ping": "iputils-ping",
-}
+# As oneadmin, root's commands go through sudo without ever prompting for a password.
+SUDO = ("sudo", "-n")
+
+
+def missing_tool(tool: str) -> MissingDependency:
+    package = package_of_tool(tool)
+    hint = f": install the Debian package {package}" if package else ""
+    return MissingDependency(f"command not found{hint}", field=tool)
+
+
+class SudoRefused(OneMetalError):
+    """sudo would not run a command: the host's sudoers do not grant it without a password."""
 
 
 @dataclass(frozen=True)
@@ -85,6 +88,27 @@ def _kill_group(proc: subprocess.Popen[str]) -> None:
         pass
 
 
+def _check_sudo(result: Result, argv: list[str]) -> None:
+    first = result.stderr.strip().splitlines()[:1]
+    line = first[0] if first else ""
+    if line.startswith("sudo: ") and line.endswith(": command not found"):
+        raise missing_tool(os.path.basename(argv[0]))
+    if line in ("sudo: a password is required", "sudo: a terminal is required to read the password; "
+                "either use the -S option to read from standard input or configure an askpass helper"):
+        import pwd
+
+        user = pwd.getpwuid(os.geteuid()).pw_name
+        raise SudoRefused(
+            f"sudo refused `{shlex.join(argv)}` to {user}: this host's sudoers do not allow it "
+            f"without a password; install OpenNebula's node sudoers and onemetal's fragment "
+            f"as /etc/sudoers.d/onemetal (see docs/design.md)")
+
+
+def privileged(timeout: float = DEFAULT_TIMEOUT) -> "Runner":
+    """Runs commands as root: directly when we are root, else through `sudo -n`."""
+    return Runner(prefix=SUDO if os.geteuid() != 0 else (), timeout=timeout)
+
+
 @dataclass(frozen=True)
 class Runner:
     """Runs commands on this machine, optionally behind a prefix such as
@@ -114,10 +138,7 @@ class Runner:
                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                 errors="replace", env=self._environ(), start_new_session=True)
         except FileNotFoundError as exc:
-            tool = os.path.basename(str(exc.filename or full[0]))
-            pkg = PACKAGES.get(tool)
-            hint = f": install the package {pkg}" if pkg else ""
-            raise MissingDependency(f"command not found{hint}", field=tool) from None
+            raise missing_tool(os.path.basename(str(exc.filename or full[0]))) from None
         try:
             out, err = proc.communicate(input, timeout=limit)
         except subprocess.TimeoutExpired:
@@ -135,6 +156,8 @@ class Runner:
             raise
         result = Result(tuple(full), proc.returncode, out, err, time.monotonic() - start)
         log.debug("ran %s -> %d in %.3fs", full, proc.returncode, result.seconds)
+        if proc.returncode != 0 and self.prefix[:len(SUDO)] == SUDO:
+            _check_sudo(result, list(argv))  # sudo's own refusal is never the command's answer
         if check and proc.returncode != 0:
             raise CommandError(result, self.where)
         return result

@@ -49,6 +49,11 @@ def run_action(action: str, body: Callable[[], str | None], *,
     except OneMetalError as exc:
         report_error(action, str(exc), stderr)
         return 1
+    except ModuleNotFoundError as exc:
+        from onemetal.deps import missing_module
+
+        report_error(action, missing_module(exc.name or "?"), stderr)
+        return 1
     except KeyboardInterrupt:
         report_error(action, "interrupted", stderr)
         return 130

@@ -1,0 +1,106 @@
+"""What onemetal needs from the system, declared once: Python module or tool -> Debian package.
+
+Hosts run the remotes under /usr/bin/python3 with Debian's packages, so a host
+dependency is a Debian package. This table is the only list: the runner and the
+entry points name the package in their one-line error, `.ci/install` installs
+from it (`python3 drivers/onemetal/deps.py apt host lab build`), a test keeps the
+README's host list equal to it and another checks that every third-party import
+reachable from a host entry point is in it. Standard library only, because
+`.ci/install` runs this file before anything else is installed.
+"""
+
+from __future__ import annotations
+
+import sys
+
+# Third-party Python modules imported on a host (by top-level name).
+HOST_MODULES = {
+    "lxml": "python3-lxml",
+    "netaddr": "python3-netaddr",
+}
+
+# Commands the drivers run on a host (through onemetal.run), and what oned itself needs there.
+HOST_TOOLS = {
+    "python3": "python3",
+    "ovs-vsctl": "openvswitch-switch",
+    "ovs-ofctl": "openvswitch-switch",
+    "ovs-appctl": "openvswitch-switch",
+    "nft": "nftables",
+    "conntrack": "conntrack",
+    "ip": "iproute2",
+    "ethtool": "ethtool",
+    "sysctl": "procps",
+    "sudo": "sudo",
+    "rsync": "rsync",  # `onehost sync` copies the remotes with it
+}
+
+# What the lab and the demo start or call to build hosts on one machine (root only).
+LAB_TOOLS = {
+    "ovsdb-server": "openvswitch-switch",
+    "ovs-vswitchd": "openvswitch-switch",
+    "ovsdb-tool": "openvswitch-switch",
+    "sshd": "openssh-server",
+    "ssh": "openssh-client",
+    "ssh-keygen": "openssh-client",
+    "visudo": "sudo",
+    "nsenter": "util-linux",
+    "unshare": "util-linux",
+    "mount": "mount",
+    "ping": "iputils-ping",
+}
+
+# What building the frontend's virtualenv needs (libvirt-python compiles against libvirt).
+BUILD_PACKAGES = ("python3-venv", "python3-dev", "libvirt-dev", "pkg-config", "gcc")
+
+GROUPS = {
+    "host": (*HOST_MODULES.values(), *HOST_TOOLS.values()),
+    "lab": tuple(LAB_TOOLS.values()),
+    "build": BUILD_PACKAGES,
+}
+
+
+def package_of_tool(tool: str) -> str | None:
+    return HOST_TOOLS.get(tool) or LAB_TOOLS.get(tool)
+
+
+def package_of_module(module: str) -> str | None:
+    return HOST_MODULES.get(module.partition(".")[0])
+
+
+def missing_module(module: str) -> str:
+    """The one line a host without a Python module shows."""
+    top = module.partition(".")[0]
+    package = package_of_module(top)
+    if package:
+        return f"python module {top} missing: install the Debian package {package}"
+    if top == "onemetal":
+        return (f"python module {module} missing: the remotes tree is incomplete; "
+                f"run `onehost sync --force` on the frontend")
+    return f"python module {module} missing (not a declared host dependency)"
+
+
+def host_packages() -> list[str]:
+    return sorted(set(GROUPS["host"]))
+
+
+def apt_packages(groups: list[str]) -> list[str]:
+    unknown = [g for g in groups if g not in GROUPS]
+    if unknown:
+        raise KeyError(f"unknown group {unknown[0]!r} (known: {', '.join(GROUPS)})")
+    return sorted({pkg for group in groups for pkg in GROUPS[group]})
+
+
+def main(argv: list[str]) -> int:
+    if len(argv) < 2 or argv[0] != "apt":
+        print(f"usage: deps.py apt GROUP... (groups: {' '.join(GROUPS)})", file=sys.stderr)
+        return 2
+    try:
+        print("\n".join(apt_packages(argv[1:])))
+    except KeyError as exc:
+        print(f"deps.py: {exc.args[0]}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
