@@ -9,6 +9,7 @@ import time
 from onemetal.lab import Lab
 from onemetal.lab import netns
 from onemetal.lab.registry import alive
+from onemetal.run import SshRunner, SshTarget
 
 DRIVERS = os.path.join(os.path.dirname(__file__), "..", "drivers")
 
@@ -22,11 +23,35 @@ def test_every_host_answers_ssh_from_the_frontend_by_name(lab3):
 def test_hosts_run_their_own_userspace_ovs_and_nftables(lab3):
     for host in lab3.hosts:
         ssh = lab3.ssh(host.name)
-        assert ssh.run(["ovs-vsctl", "get", "bridge", "br-phy", "datapath_type"]).stdout.strip() == "netdev"
-        ssh.run(["nft", "add", "table", "ip", "probe"])
-        assert "table ip probe" in ssh.run(["nft", "list", "tables"]).stdout
-        ssh.run(["nft", "delete", "table", "ip", "probe"])
+        sudo = ["sudo", "-n"]
+        assert ssh.run([*sudo, "ovs-vsctl", "get", "bridge", "br-phy", "datapath_type"]).stdout.strip() == "netdev"
+        ssh.run([*sudo, "nft", "add", "table", "ip", "probe"])
+        assert "table ip probe" in ssh.run([*sudo, "nft", "list", "tables"]).stdout
+        ssh.run([*sudo, "nft", "delete", "table", "ip", "probe"])
     assert "probe" not in netns.ROOT.run(["nft", "list", "tables"]).stdout
+
+
+def test_remotes_log_in_as_oneadmin_and_never_as_root(lab3):
+    ssh = lab3.ssh("one-0")
+    assert ssh.run(["id", "-u", "-n"]).stdout.strip() == "oneadmin"
+    assert ssh.run(["id", "-u"]).stdout.strip() == "9869"
+    as_root = SshRunner(lab3.ssh_target("one-0", user="root"), local=lab3.frontend)
+    assert as_root.run(["true"], check=False).returncode == 255
+
+
+def test_oneadmin_has_opennebulas_node_rules_and_onemetals_fragment_only(lab3):
+    ssh = lab3.ssh("one-1")
+    assert ssh.run(["sudo", "-n", "ovs-vsctl", "--version"]).returncode == 0       # ONE_OVS
+    assert ssh.run(["sudo", "-n", "ip", "link", "show", "lo"]).returncode == 0     # ONE_NET
+    refused = ssh.run(["sudo", "-n", "ip", "address", "flush", "dev", "eth0"], check=False)
+    assert refused.returncode == 1 and "a password is required" in refused.stderr
+    assert ssh.run(["sudo", "-n", "conntrack", "-D", "-d", "10.0.0.41"], check=False).stderr \
+        .strip() != "sudo: a password is required"                                 # onemetal's fragment
+    assert ssh.run(["sudo", "-n", "conntrack", "-F"], check=False).stderr.strip() == \
+        "sudo: a password is required"
+    assert ssh.run(["stat", "-c", "%a %U", "/var/lib/onemetal"]).stdout.strip() == "700 oneadmin"
+    assert ssh.run(["stat", "-c", "%a %U %G", "/etc/one/onemetal.conf"]).stdout.strip() == \
+        "640 root oneadmin"
 
 
 def test_hosts_have_private_run_and_state_directories(lab3):
@@ -41,8 +66,7 @@ def test_unknown_host_keys_are_refused(lab3):
     ssh = lab3.ssh(lab3.hosts[0].address)  # known_hosts lists it; now use an empty file
     empty = os.path.join(lab3.workdir, "empty_known_hosts")
     open(empty, "w").close()
-    from onemetal.run import SshRunner, SshTarget
-    strict = SshRunner(SshTarget(host=lab3.hosts[0].name, user="root", key=lab3.key,
+    strict = SshRunner(SshTarget(host=lab3.hosts[0].name, key=lab3.key,
                                  known_hosts=empty), local=lab3.frontend)
     assert ssh.run(["true"]).returncode == 0
     assert strict.run(["true"], check=False).returncode == 255

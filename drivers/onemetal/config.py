@@ -114,3 +114,6 @@ def load(path: str | None = None) -> Config:
             return parse(f.read(), path)
     except FileNotFoundError:
         return Config()
+    except PermissionError:
+        raise ConfigError(f"cannot be read by this user (uid {os.geteuid()}): as root, run "
+                          f"`chgrp oneadmin {path} && chmod 0640 {path}`", field=path) from None

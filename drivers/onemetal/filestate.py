@@ -67,7 +67,7 @@ class OwnedFiles:
                 os.unlink(os.path.join(self.directory, name))
 
     def apply(self, plan: Plan[str, str]) -> None:
-        os.makedirs(self.directory, mode=0o755, exist_ok=True)
+        os.makedirs(self.directory, mode=0o700, exist_ok=True)
         self._sweep_temporaries()  # left by an apply that was killed
         for name, content in plan.add.items():
             self._write(name, content)

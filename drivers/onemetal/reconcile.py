@@ -90,7 +90,7 @@ def host_lock(lock_dir: str, host: str, subsystem: str, timeout: float) -> Itera
     oned runs actions for several VMs of one host at once; they serialise here."""
     values.name(host, "host")
     values.name(subsystem, "subsystem")
-    os.makedirs(lock_dir, mode=0o755, exist_ok=True)
+    os.makedirs(lock_dir, mode=0o700, exist_ok=True)
     path = os.path.join(lock_dir, f"{host}.{subsystem}.lock")
     fd = os.open(path, os.O_CREAT | os.O_RDWR | os.O_CLOEXEC, 0o600)
     try:

@@ -1,14 +1,21 @@
-"""One lab host: namespaces, Open vSwitch (userspace datapath), nftables, sshd.
+"""One lab host: namespaces, Open vSwitch (userspace datapath), nftables, sshd, sudo.
 
 The host's daemons run in a private mount namespace with their own /run,
-/var/tmp and /var/lib/onemetal, so everything on the host (the drivers run over
-SSH included) uses production's default paths: /run/openvswitch/db.sock,
-/var/tmp/one, /var/lib/onemetal.
+/var/tmp, /var/lib/one, /var/lib/onemetal and /etc/one, so everything on the host
+(the drivers run over SSH included) uses production's default paths:
+/run/openvswitch/db.sock, /var/tmp/one, /var/lib/onemetal.
+
+Like a stock OpenNebula KVM node, sshd lets in only the unprivileged `oneadmin`
+(added to copies of passwd, group and shadow mounted over the host's own), and
+sudo grants it OpenNebula's node rules plus the fragment onemetal ships, nothing
+else. The lab's own plumbing (daemons, addresses, checks) runs as root through
+nsenter, never over SSH.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 import time
 from dataclasses import dataclass
 
@@ -17,6 +24,20 @@ from onemetal.lab.registry import Record, alive
 from onemetal.run import Result, Runner
 
 OVS_SCHEMA = "/usr/share/openvswitch/vswitch.ovsschema"
+# What OpenNebula's packages give oneadmin: uid/gid 9869, home /var/lib/one.
+ONEADMIN = "oneadmin"
+ONEADMIN_ID = 9869
+ONEADMIN_HOME = "/var/lib/one"
+# The lab's copy of OpenNebula's node sudoers (opennebula-common, opennebula-node-kvm).
+OPENNEBULA_SUDOERS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "sudoers")
+# Debian's /etc/sudoers, without the sudo group: every rule oneadmin has comes from sudoers.d.
+SUDOERS = """\
+Defaults env_reset
+Defaults mail_badpass
+Defaults secure_path="/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+root ALL=(ALL:ALL) ALL
+@includedir /etc/sudoers.d
+"""
 UNDERLAY_BRIDGE = "br-phy"
 # Bounded: how long a daemon may take to write its pid file.
 _START_TIMEOUT = 10.0
@@ -27,7 +48,8 @@ Port 22
 HostKey {host_key}
 PidFile /run/sshd.pid
 AuthorizedKeysFile {authorized_keys}
-PermitRootLogin prohibit-password
+AllowUsers oneadmin
+PermitRootLogin no
 PasswordAuthentication no
 KbdInteractiveAuthentication no
 UsePAM no
@@ -83,10 +105,52 @@ class LabHost:
         """A path inside the host's mount namespace, as seen from the machine."""
         return f"/proc/{self.anchor_pid}/root{inside}"
 
-    def _dir(self, *parts: str) -> str:
+    def _dir(self, *parts: str, mode: int = 0o755, owned: bool = False) -> str:
         path = os.path.join(self.workdir, *parts)
         os.makedirs(path, exist_ok=True)
+        os.chmod(path, mode)
+        if owned:
+            os.chown(path, ONEADMIN_ID, ONEADMIN_ID)
         return path
+
+    def _bind_file(self, source: str, target: str) -> None:
+        self.run(["mount", "--bind", source, target])
+
+    def _add_oneadmin(self) -> None:
+        """oneadmin in copies of the machine's account files, mounted over them on this host only."""
+        etc = self._dir("etc")
+        entries = {"passwd": f"{ONEADMIN}:x:{ONEADMIN_ID}:{ONEADMIN_ID}:OpenNebula:"
+                             f"{ONEADMIN_HOME}:/bin/bash",
+                   "group": f"{ONEADMIN}:x:{ONEADMIN_ID}:",
+                   # "*": no password, yet not locked (sshd refuses a locked account, key or not).
+                   "shadow": f"{ONEADMIN}:*:20000:0:99999:7:::"}
+        for name, entry in entries.items():
+            copy = os.path.join(etc, name)
+            shutil.copy2(f"/etc/{name}", copy)  # keeps shadow's mode and group
+            with open(copy, encoding="utf-8") as f:
+                lines = [line for line in f.read().splitlines()
+                         if not line.startswith(f"{ONEADMIN}:")]
+            with open(copy, "w", encoding="utf-8") as f:
+                f.write("\n".join([*lines, entry]) + "\n")
+            self._bind_file(copy, f"/etc/{name}")
+
+    @property
+    def sudoers_dir(self) -> str:
+        """The host's /etc/sudoers.d, as seen from the machine (root may add or remove rules)."""
+        return os.path.join(self.workdir, "sudoers.d")
+
+    def _mount_sudoers(self) -> None:
+        sudoers = os.path.join(self.workdir, "sudoers")
+        with open(sudoers, "w", encoding="ascii") as f:
+            f.write(SUDOERS)
+        os.chmod(sudoers, 0o440)
+        os.makedirs(self.sudoers_dir, mode=0o755)
+        for name in sorted(os.listdir(OPENNEBULA_SUDOERS)):
+            shutil.copyfile(os.path.join(OPENNEBULA_SUDOERS, name),
+                            os.path.join(self.sudoers_dir, name))
+            os.chmod(os.path.join(self.sudoers_dir, name), 0o440)
+        self._bind_file(sudoers, "/etc/sudoers")
+        self.run(["mount", "--bind", self.sudoers_dir, "/etc/sudoers.d"])
 
     def start_namespace(self, record: Record) -> None:
         # `ip netns exec` already gives the process a private mount namespace with the
@@ -100,19 +164,28 @@ class LabHost:
             if time.monotonic() > deadline:
                 raise LabError(f"{self.name}: mount namespace was not created")
             time.sleep(0.005)
-        for mount_point in ("/var/lib/onemetal", "/etc/one"):
+        for mount_point in ("/var/lib/onemetal", "/etc/one", ONEADMIN_HOME):
             os.makedirs(mount_point, exist_ok=True)  # mount points; they stay empty here
         self.run(["mount", "-t", "tmpfs", "-o", "mode=755", "tmpfs", "/run"])
-        self.run(["mount", "--bind", self._dir("var-tmp"), "/var/tmp"])
-        self.run(["mount", "--bind", self._dir("state"), "/var/lib/onemetal"])
+        # As on a host: /var/tmp is world-writable (oned copies the remotes to /var/tmp/one as
+        # oneadmin), the state directory and the home are oneadmin's, onemetal.conf is
+        # root's and readable by group oneadmin.
+        self.run(["mount", "--bind", self._dir("var-tmp", mode=0o1777), "/var/tmp"])
+        self.run(["mount", "--bind", self._dir("state", mode=0o700, owned=True), "/var/lib/onemetal"])
+        self.run(["mount", "--bind", self._dir("home", mode=0o750, owned=True), ONEADMIN_HOME])
         self.run(["mount", "--bind", self._dir("etc-one"), "/etc/one"])
         for inside in ("/run/openvswitch", "/run/sshd"):
             os.makedirs(self.path(inside), mode=0o755, exist_ok=True)
+        self._add_oneadmin()
+        self._mount_sudoers()
 
     def write_conf(self, text: str) -> None:
         """The host's /etc/one/onemetal.conf, as the drivers run over SSH read it."""
-        with open(os.path.join(self._dir("etc-one"), "onemetal.conf"), "w", encoding="utf-8") as f:
+        path = os.path.join(self._dir("etc-one"), "onemetal.conf")
+        with open(path, "w", encoding="utf-8") as f:
             f.write(text)
+        os.chown(path, 0, ONEADMIN_ID)
+        os.chmod(path, 0o640)
 
     def _daemon(self, argv: list[str], pid_inside: str, record: Record) -> int:
         self.run(argv)
@@ -151,10 +224,16 @@ class LabHost:
         host_key = os.path.join(ssh_dir, "ssh_host_ed25519_key")
         Runner().run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", self.name,
                       "-f", host_key])
+        # sshd reads the key as the user logging in: oneadmin's own file, in its home.
+        dot_ssh = self._dir("home", ".ssh", mode=0o700, owned=True)
+        keys = os.path.join(dot_ssh, "authorized_keys")
+        shutil.copyfile(authorized_keys, keys)
+        os.chown(keys, ONEADMIN_ID, ONEADMIN_ID)
+        os.chmod(keys, 0o600)
         config = os.path.join(ssh_dir, "sshd_config")
         with open(config, "w", encoding="ascii") as f:
             f.write(SSHD_CONFIG.format(address=self.address, host_key=host_key,
-                                       authorized_keys=authorized_keys))
+                                       authorized_keys=f"{ONEADMIN_HOME}/.ssh/authorized_keys"))
         self._daemon(["/usr/sbin/sshd", "-f", config, "-E", os.path.join(ssh_dir, "sshd.log")],
                      "/run/sshd.pid", record)
 

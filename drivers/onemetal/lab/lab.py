@@ -16,7 +16,7 @@ import time
 from types import FrameType, TracebackType
 
 from onemetal.lab import netns
-from onemetal.lab.host import LabError, LabHost
+from onemetal.lab.host import ONEADMIN, LabError, LabHost
 from onemetal.lab.registry import Record, stale_records, stop_pids
 from onemetal.lab.vm import LabVM
 from onemetal.run import Runner, SshRunner, SshTarget
@@ -164,6 +164,7 @@ class Lab:
             host.check_nftables()
             host.start_sshd(self.record, self.key + ".pub")
             host.write_conf(HOST_CONF)
+            self._install_sudoers(host)
             self.hosts.append(host)
         resolv = {**names, "frontend": self.frontend_address}
         for ns in [frontend] + [h.netns for h in self.hosts]:
@@ -172,6 +173,13 @@ class Lab:
         with open(self.known_hosts, "w", encoding="ascii") as f:
             for host in self.hosts:
                 f.write(f"{host.name},{host.address} {host.public_host_key()}\n")
+
+    def _install_sudoers(self, host: LabHost) -> None:
+        """onemetal's fragment into the host's sudoers.d, as an operator installs it."""
+        from onemetal import install
+
+        install.install_sudoers(os.path.join(install.source_root(), "etc", "sudoers.d"),
+                                host.sudoers_dir, out=[])
 
     def _plug(self, underlay: str, ns: str, port: str) -> None:
         netns.veth(underlay, port, ns, "eth0", self.underlay_mtu)
@@ -210,11 +218,12 @@ class Lab:
         return netns.in_netns(self._ns("fe"))
 
     def ssh_target(self, host: str, **options: object) -> SshTarget:
-        return SshTarget(host=host, user="root", key=self.key, known_hosts=self.known_hosts,
-                         host_key_policy="yes", **options)  # type: ignore[arg-type]
+        settings: dict[str, object] = {"user": ONEADMIN, "host_key_policy": "yes", **options}
+        return SshTarget(host=host, key=self.key, known_hosts=self.known_hosts,
+                         **settings)  # type: ignore[arg-type]
 
     def ssh(self, host: str, **options: object) -> SshRunner:
-        """Run commands on `host` over SSH from the frontend, as oned does."""
+        """Run commands on `host` over SSH from the frontend as oneadmin, as oned does."""
         return SshRunner(self.ssh_target(host, **options), local=self.frontend)
 
     def sync_remotes(self, remotes_dir: str, remote_dir: str = "/var/tmp/one") -> None:
@@ -224,13 +233,13 @@ class Lab:
             ssh.run(["mkdir", "-p", remote_dir])
             transport = shlex.join(ssh.ssh_options())
             self.frontend.run(["rsync", "-La", "--delete", "-e", transport,
-                               remotes_dir.rstrip("/") + "/", f"root@{host.name}:{remote_dir}/"])
+                               remotes_dir.rstrip("/") + "/", f"{host.name}:{remote_dir}/"])
 
     def frontend_conf(self) -> str:
         """An onemetal.conf for the frontend's CLIs: how to reach the lab's hosts over SSH."""
         path = os.path.join(self.workdir, "frontend-onemetal.conf")
         with open(path, "w", encoding="utf-8") as f:
-            f.write(f'[ssh]\nuser = "root"\nkey = "{self.key}"\n'
+            f.write(f'[ssh]\nuser = "{ONEADMIN}"\nkey = "{self.key}"\n'
                     f'known_hosts = "{self.known_hosts}"\n')
         return path
 

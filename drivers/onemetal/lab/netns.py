@@ -52,7 +52,7 @@ def veth(ns_a: str, name_a: str, ns_b: str, name_b: str, mtu: int) -> None:
     """A veth pair with one end in each namespace, both up, checksum offload off.
 
     TX checksum offload leaves partial checksums that OVS's userspace datapath
-    forwards as they are: TCP then never connects (shared/lab.md)."""
+    forwards as they are: TCP then never connects."""
     ROOT.run(["ip", "-n", ns_a, "link", "add", name_a, "mtu", str(mtu), "type", "veth",
               "peer", "name", name_b, "netns", ns_b, "mtu", str(mtu)])
     for ns, dev in ((ns_a, name_a), (ns_b, name_b)):

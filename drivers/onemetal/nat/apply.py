@@ -11,7 +11,8 @@ a diff against what the host has, writing only what differs:
   5. conntrack entries of mappings and forwards the table no longer has, deleted
      with filters, so an open flow to a retired mapping stops and new ones go to
      the new target.
-Commands run through `sudo -n` as oneadmin (see NetHost.runner).
+Commands that change the host run through `sudo -n` as oneadmin (see NetHost.runner);
+onemetal's sudoers fragment allows the address, sysctl and conntrack calls.
 """
 
 from __future__ import annotations
@@ -78,7 +79,7 @@ def _gateway_ports(host: NetHost, state: NatState, dry_run: bool) -> list[str]:
     lines = [f"gateway ports: {line}" for line in outcome.ports.lines()]
     for vnet in state.vnets:
         port, prefix = gateway_port(vnet), vnet.subnet.split("/")[1]
-        have = {f"{a['local']}/{a['prefixlen']}" for a in _addresses(host.runner, port)}
+        have = {f"{a['local']}/{a['prefixlen']}" for a in _addresses(host.reader, port)}
         if f"{vnet.gateway}/{prefix}" in have:
             continue
         lines.append(f"gateway address: + {vnet.gateway}/{prefix} on {port}")
@@ -91,10 +92,11 @@ def _gateway_ports(host: NetHost, state: NatState, dry_run: bool) -> list[str]:
     return lines
 
 
-def _secondary_addresses(runner: Runner, interface: str, state: NatState,
+def _secondary_addresses(host: NetHost, interface: str, state: NatState,
                          dry_run: bool) -> list[str]:
     label = f"{interface}:{LABEL}"
-    have = {str(a["local"]) for a in _addresses(runner, interface) if a.get("label") == label}
+    runner = host.runner
+    have = {str(a["local"]) for a in _addresses(host.reader, interface) if a.get("label") == label}
     want = {a.private_ip for a in state.addresses}
     lines = [f"secondary addresses: + {ip} on {interface}" for ip in sorted(want - have)]
     lines += [f"secondary addresses: - {ip} on {interface}" for ip in sorted(have - want)]
@@ -102,7 +104,8 @@ def _secondary_addresses(runner: Runner, interface: str, state: NatState,
         for ip in sorted(want - have):
             runner.run(["ip", "addr", "add", f"{ip}/32", "dev", interface, "label", label])
         for ip in sorted(have - want):
-            runner.run(["ip", "addr", "del", f"{ip}/32", "dev", interface])
+            # With the label the kernel deletes the address only if it is ours.
+            runner.run(["ip", "addr", "del", f"{ip}/32", "dev", interface, "label", label])
     return lines
 
 
@@ -140,7 +143,7 @@ def entry(args: Sequence[str], stdin: TextIO) -> str:
     runner = host.runner
     with host.lock():
         lines = _gateway_ports(host, state, dry_run)
-        lines += _secondary_addresses(runner, interface, state, dry_run)
+        lines += _secondary_addresses(host, interface, state, dry_run)
         lines += _forwarding(runner, dry_run)
         want, have = desired(state), _table(runner)
         changes = compare(want, have)

@@ -16,6 +16,7 @@ from typing import Iterator, Sequence
 
 from onemetal.errors import InputError, OneMetalError
 from onemetal.nat.model import Address, Forward, Mapping, NatState, Vnet
+from onemetal.ownership import SERVICE_USER, private_dir, private_file
 
 # MIGRATIONS[n] brings the schema from version n to n + 1.
 MIGRATIONS: tuple[str, ...] = ("""
@@ -60,8 +61,9 @@ class StoreError(OneMetalError):
 class Store:
     def __init__(self, path: str, timeout: float = 30.0) -> None:
         self.path = path
-        directory = os.path.dirname(os.path.abspath(path))
-        os.makedirs(directory, mode=0o750, exist_ok=True)
+        # The hooks run as oneadmin, an operator maybe as root: the store stays oneadmin's.
+        private_dir(os.path.dirname(os.path.abspath(path)), "nat.store")
+        private_file(path, "nat.store")
         try:
             # isolation_level=None: transactions are ours (BEGIN IMMEDIATE), not sqlite3's.
             self.db = sqlite3.connect(path, timeout=timeout, isolation_level=None)
@@ -69,7 +71,9 @@ class Store:
             self.db.execute("PRAGMA foreign_keys=ON")
             self.migrate()
         except sqlite3.DatabaseError as exc:
-            raise StoreError(f"cannot open the NAT store ({exc})", path) from None
+            raise StoreError(f"cannot open the NAT store ({exc}): it must be a SQLite file that "
+                             f"{SERVICE_USER} can read and write (mode 0600, owner {SERVICE_USER})",
+                             path) from None
 
     def close(self) -> None:
         self.db.close()

@@ -13,8 +13,9 @@ from onemetal.net.bridge import TunnelSpec, tunnel_name
 from onemetal.net.mtu import overlay_mtu, underlay_mtu
 from onemetal.net.openflow import FlowTable
 from onemetal.net.ovsdb import OvsDb
+from onemetal.ownership import private_dir
 from onemetal.reconcile import host_lock
-from onemetal.run import Runner
+from onemetal.run import Runner, privileged
 
 # One lock for the whole subsystem on a host: the mesh, every VM port and the shared
 # flows are rendered from one bridge state, so two actions must not interleave.
@@ -31,10 +32,16 @@ class NetHost:
 
     @property
     def runner(self) -> Runner:
-        """Runs OVS commands; as oneadmin through `sudo -n`, which the sudoers rules of
-        OpenNebula's node packages allow for ovs-vsctl and ovs-ofctl (no password prompt)."""
-        prefix = ("sudo", "-n") if os.geteuid() != 0 else ()
-        return Runner(prefix=prefix, timeout=self.cfg.core.command_timeout)
+        """Runs commands that need root; as oneadmin through `sudo -n`, which OpenNebula's node
+        sudoers allow for OVS and `ip link` (ONE_OVS, ONE_NET) and onemetal's fragment for
+        the NAT gateway's `ip address`, `sysctl` and `conntrack` calls."""
+        return privileged(self.cfg.core.command_timeout)
+
+    @property
+    def reader(self) -> Runner:
+        """Runs read-only commands that need no privilege (`ip -j addr show`): no sudo, so no
+        sudoers rule has to allow them."""
+        return Runner(timeout=self.cfg.core.command_timeout)
 
     @property
     def ovs(self) -> OvsDb:
@@ -50,6 +57,7 @@ class NetHost:
 
     @contextmanager
     def lock(self) -> Iterator[None]:
+        private_dir(self.state_dir, "core.state_dir")
         with host_lock(os.path.join(self.state_dir, "locks"), "local", SUBSYSTEM,
                        self.cfg.core.lock_timeout):
             yield
@@ -68,4 +76,4 @@ class NetHost:
 
     def max_mtu(self, mesh: peers.Mesh) -> int:
         local_ip = mesh.local.tunnel_ip if mesh.local else None
-        return overlay_mtu(underlay_mtu(self.runner, self.cfg.net.underlay_mtu, local_ip))
+        return overlay_mtu(underlay_mtu(self.reader, self.cfg.net.underlay_mtu, local_ip))
