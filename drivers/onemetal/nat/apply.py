@@ -22,7 +22,7 @@ from typing import Sequence, TextIO
 
 from onemetal.errors import InputError, OneMetalError
 from onemetal.nat.model import Address, Forward, Mapping, NatState, Vnet, ipv4
-from onemetal.nat.render import TableContent, compare, desired, read_back, render
+from onemetal.nat.render import TableContent, compare, desired, render, settled_read
 from onemetal.net.bridge import Request, VmPortSpec, converge
 from onemetal.net.host import NetHost
 from onemetal.opennebula import values
@@ -119,8 +119,12 @@ def _forwarding(runner: Runner, dry_run: bool) -> list[str]:
 
 
 def _table(runner: Runner) -> TableContent:
-    out = runner.run(["nft", "-j", "list", "table", "ip", "onemetal"], check=False)
-    return read_back(out.stdout if out.returncode == 0 else "")
+    """The table as two reads in a row list it: a read while the kernel still changes a
+    map's hash (right after a big load) lists elements twice or misses some."""
+    def listing() -> str:
+        out = runner.run(["nft", "-j", "list", "table", "ip", "onemetal"], check=False)
+        return out.stdout if out.returncode == 0 else ""
+    return settled_read(listing)[0]
 
 
 def conntrack_filters(want: TableContent, have: TableContent) -> list[list[str]]:
