@@ -100,6 +100,23 @@ def test_flushed_table_is_restored_by_sync_and_plan_is_empty_after(nat):
     assert "in step" in onenat("status").stdout
 
 
+def test_flushed_dnat_chain_is_a_difference_that_sync_repairs(nat):
+    lab, client, vms, onenat, _ = nat
+    [mapping] = json.loads(onenat("list", "-j").stdout)
+    address, port = mapping["private_ip"], 5000 + mapping["vm_id"]
+    lab.host("one-0").run(["nft", "flush", "chain", "ip", "onemetal", "prerouting"])
+    assert not traffic.tcp_transfer(client, address, port, timeout=1)
+    plan = onenat("plan").stdout.splitlines()
+    assert plan == ["nft: chain prerouting: rule 1 missing: "
+                    "dnat ip to ip daddr . meta l4proto . th dport map @forwards",
+                    "nft: chain prerouting: rule 2 missing: dnat ip to ip daddr map @eip_to_vm"]
+    status = onenat("status", check=False)
+    assert status.returncode == 1 and "gateway: 2 differences" in status.stdout
+    onenat("sync")
+    assert traffic.tcp_transfer(client, address, port)
+    assert onenat("plan").stdout.strip() == ""
+
+
 @pytest.mark.parametrize("args,field", [
     (["map", "7", "--eip", "3.3.3.99"], "eip: 3.3.3.99 is in no pool"),
     (["map", "7", "--eip", "3.3.3"], "eip: '3.3.3' is not an IPv4 address"),
