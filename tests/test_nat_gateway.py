@@ -9,6 +9,7 @@ addresses 10.0.0.42/43 added by onenat), VMs on one-1 and one-2 in vnet 0
 from __future__ import annotations
 
 import json
+import os
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -216,3 +217,22 @@ def test_port_forward_reaches_the_vm_and_its_removal_cuts_the_open_flow(nat):
         time.sleep(0.2)
     assert open(log).read().startswith("stopped"), open(log).read()
     assert not traffic.tcp_transfer(client, "10.0.0.41", 8080, timeout=1)
+
+
+def test_without_onemetals_sudoers_fragment_the_gateway_apply_fails_with_a_clear_sudo_line(nat):
+    lab, client, vms, onenat, _ = nat
+    gateway = lab.host("one-0")
+    fragment = os.path.join(gateway.sudoers_dir, "onemetal")
+    aside = os.path.join(gateway.workdir, "onemetal.sudoers")
+    gateway.run(["ip", "addr", "del", "10.0.0.43/32", "dev", "ens5"])  # lost, as after a reboot
+    os.rename(fragment, aside)  # a host with OpenNebula's node sudoers only
+    try:
+        failed = onenat("sync", check=False)
+    finally:
+        os.rename(aside, fragment)
+    assert failed.returncode != 0
+    assert ("sudo refused `ip addr add 10.0.0.43/32 dev ens5 label ens5:om` to oneadmin: this "
+            "host's sudoers do not allow it without a password") in failed.stderr
+    assert "Traceback" not in failed.stderr and "internal error" not in failed.stderr
+    onenat("sync")
+    assert "10.0.0.43/32" in gateway.run(["ip", "-4", "-o", "addr", "show", "dev", "ens5"]).stdout
