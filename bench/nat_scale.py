@@ -4,7 +4,8 @@
 In one run, in namespaces this script creates and removes:
   apply:  the table rendered from N mappings (N = 100, 1k, 10k, 100k) loaded with one `nft -f`
           into a gateway namespace that already holds the previous table (a real replace),
-          then read back (`nft -j list table`) and compared, as `onenat sync` does;
+          then read back (`nft -j list table` until two reads in a row agree) and compared,
+          as `onenat sync` does;
   rate:   TCP connections per second from a client through the gateway's DNAT to a server
           ("the VM"), with 1 mapping and with 10k mappings (the target one among them),
           alternating rounds, medians compared.
@@ -25,7 +26,7 @@ sys.path.insert(0, os.path.join(REPO, "drivers"))
 
 from onemetal.lab import netns  # noqa: E402
 from onemetal.nat.model import Address, Mapping, NatState, Vnet  # noqa: E402
-from onemetal.nat.render import compare, desired, read_back, render  # noqa: E402
+from onemetal.nat.render import compare, desired, render, settled_read  # noqa: E402
 
 SIZES = (100, 1_000, 10_000, 100_000)
 ROUNDS = 5
@@ -62,7 +63,8 @@ def state(n: int) -> NatState:
     return NatState((VNET,), tuple(addresses), tuple(mappings), ())
 
 
-def apply_times(gw) -> list[tuple[int, float, float]]:
+def apply_times(gw) -> list[tuple[int, float, float, int]]:
+    """(mappings, apply s, read back + compare s, reads) per size."""
     out = []
     for n in SIZES:
         st = state(n)
@@ -71,12 +73,13 @@ def apply_times(gw) -> list[tuple[int, float, float]]:
         gw.run(["nft", "-f", "-"], input=text, timeout=120)
         applied = time.perf_counter() - start
         start = time.perf_counter()
-        have = read_back(gw.run(["nft", "-j", "list", "table", "ip", "onemetal"], timeout=120).stdout)
-        ok = compare(desired(st), have) == []
+        have, reads = settled_read(
+            lambda: gw.run(["nft", "-j", "list", "table", "ip", "onemetal"], timeout=120).stdout)
+        differences = compare(desired(st), have)
         checked = time.perf_counter() - start
-        if not ok:
-            sys.exit(f"read back of {n} mappings differs")
-        out.append((n, applied, checked))
+        if differences:
+            sys.exit(f"read back of {n} mappings differs: {'; '.join(differences[:5])}")
+        out.append((n, applied, checked, reads))
     return out
 
 
@@ -109,9 +112,11 @@ def main() -> int:
         time.sleep(0.5)
 
         print("apply (one nft -f replacing the table) and read back + compare:")
-        for n, applied, checked in apply_times(gw):
-            print(f"  {n:>7} mappings: apply {applied * 1000:8.1f} ms   read back {checked * 1000:8.1f} ms")
-        ten_k = next(a for n, a, _ in apply_times(gw) if n == 10_000)
+        applied = apply_times(gw)
+        for n, apply_s, checked, reads in applied:
+            print(f"  {n:>7} mappings: apply {apply_s * 1000:8.1f} ms   "
+                  f"read back {checked * 1000:8.1f} ms   ({reads} reads, equal)")
+        ten_k = next(a for n, a, _, _ in applied if n == 10_000)
         few, many = [], []
         for _ in range(ROUNDS):
             few.append(rate(cl, gw, 1))
