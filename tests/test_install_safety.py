@@ -10,7 +10,7 @@ import stat
 import pytest
 from click.testing import CliRunner
 
-from onemetal import install
+from onemetal import install, safefiles
 from onemetal.cli.onemetal import main
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
@@ -201,14 +201,14 @@ def test_prune_stops_at_the_root_and_never_leaves_it(tmp_path):
     roots = (str(tmp_path / "root"),)
     deep = tmp_path / "root" / "a" / "b"
     deep.mkdir(parents=True)
-    install._prune_empty(str(deep), roots)
+    safefiles.prune_empty(str(deep), roots)
     assert not (tmp_path / "root" / "a").exists() and (tmp_path / "root").is_dir()
     outside = tmp_path / "elsewhere" / "empty"
     outside.mkdir(parents=True)
     with pytest.raises(install.InstallError, match="not below the install roots"):
-        install._prune_empty(str(outside), roots)
+        safefiles.prune_empty(str(outside), roots)
     with pytest.raises(install.InstallError, match="no '..'"):
-        install._prune_empty(f"{roots[0]}/../elsewhere/empty", roots)
+        safefiles.prune_empty(f"{roots[0]}/../elsewhere/empty", roots)
     assert outside.is_dir()
 
 
@@ -219,7 +219,7 @@ def test_prune_does_not_follow_a_linked_directory(tmp_path):
     (outside / "empty").mkdir(parents=True)
     (root / "a").symlink_to(outside)
     with pytest.raises(install.InstallError, match="is a symlink or not a directory"):
-        install._prune_empty(str(root / "a" / "empty"), (str(root),))
+        safefiles.prune_empty(str(root / "a" / "empty"), (str(root),))
     assert (outside / "empty").is_dir()
 
 
