@@ -44,6 +44,7 @@ class NetConfig:
     bfd: bool = True
     bfd_interval_ms: int = 1000
     mac_age: int = 300
+    max_flows_per_nic: int = 2000
 
 
 @dataclass(frozen=True)
