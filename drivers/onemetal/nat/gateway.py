@@ -21,6 +21,8 @@ def payload(cfg: Config, store: Store) -> str:
     data: dict[str, Any] = {name: [dataclasses.asdict(x) for x in getattr(state, name)]
                             for name in ("vnets", "addresses", "mappings", "forwards")}
     data["interface"] = cfg.nat.interface
+    # Read in the same snapshot as the rest: the gateway refuses a push older than its last.
+    data["generation"] = state.generation
     return json.dumps(data, sort_keys=True)
 
 

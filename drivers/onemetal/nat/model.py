@@ -106,11 +106,29 @@ class Forward:
 
 @dataclass(frozen=True)
 class NatState:
-    """Everything the gateway's table is rendered from."""
+    """Everything the gateway's table is rendered from, and the store generation it was read at
+    (the gateway refuses a push older than the one it applied)."""
     vnets: tuple[Vnet, ...]
     addresses: tuple[Address, ...]
     mappings: tuple[Mapping, ...]
     forwards: tuple[Forward, ...]
+    generation: int = 0
+
+
+@dataclass(frozen=True)
+class Owner:
+    """The VM's owner as oned records it (the VM's UID and GID): what quotas count."""
+    uid: int
+    gid: int
+
+
+@dataclass(frozen=True)
+class Quota:
+    """Most EIPs one user / one group may hold through the hooks; UNLIMITED lifts a limit."""
+    user: int
+    group: int
+
+    UNLIMITED = -1
 
 
 def pairs(text: str, field: str) -> list[tuple[str, str]]:

@@ -4,7 +4,10 @@ WAL (readers never wait for the writer), every change inside BEGIN IMMEDIATE (th
 write lock is taken before anything is read, so two `onenat map` of one EIP cannot
 both see it free), and the schema version in PRAGMA user_version with forward
 migrations applied in one transaction. Uniqueness (one EIP per mapping, one
-mapping per VM NIC) is enforced by the schema itself, whatever the concurrency.
+mapping per VM NIC) is enforced by the schema itself, whatever the concurrency;
+the EIP quotas are counted inside the map's own transaction, so concurrent hooks
+cannot exceed them either. Every transaction that changes a row also increments
+the generation, so the gateway can tell a newer push from an older one.
 """
 
 from __future__ import annotations
@@ -15,43 +18,11 @@ from contextlib import contextmanager
 from typing import Iterator, Sequence
 
 from onemetal.errors import InputError, OneMetalError
-from onemetal.nat.model import Address, Forward, Mapping, NatState, Vnet
+from onemetal.nat.model import Address, Forward, Mapping, NatState, Owner, Quota, Vnet
+from onemetal.nat.schema import MIGRATIONS
 from onemetal.ownership import SERVICE_USER, private_dir, private_file
 
-# MIGRATIONS[n] brings the schema from version n to n + 1.
-MIGRATIONS: tuple[str, ...] = ("""
-CREATE TABLE vnets (
-    vnet_id  INTEGER PRIMARY KEY,
-    subnet   TEXT NOT NULL UNIQUE,
-    gateway  TEXT NOT NULL,
-    snat_ip  TEXT NOT NULL,
-    vni      INTEGER NOT NULL
-);
-CREATE TABLE pools (name TEXT PRIMARY KEY);
-CREATE TABLE addresses (
-    eip         TEXT PRIMARY KEY,
-    private_ip  TEXT NOT NULL UNIQUE,
-    pool        TEXT NOT NULL REFERENCES pools(name) ON DELETE CASCADE
-);
-CREATE TABLE mappings (
-    eip      TEXT PRIMARY KEY REFERENCES addresses(eip),
-    vm_id    INTEGER NOT NULL,
-    nic_id   INTEGER NOT NULL,
-    vm_ip    TEXT NOT NULL UNIQUE,
-    vnet_id  INTEGER NOT NULL REFERENCES vnets(vnet_id),
-    marked   INTEGER NOT NULL DEFAULT 0,
-    UNIQUE (vm_id, nic_id)
-);
-CREATE TABLE unmarks (vm_id INTEGER PRIMARY KEY);
-CREATE TABLE forwards (
-    private_ip  TEXT NOT NULL,
-    port        INTEGER NOT NULL CHECK (port BETWEEN 1 AND 65535),
-    protocol    TEXT NOT NULL CHECK (protocol IN ('tcp', 'udp')),
-    vm_ip       TEXT NOT NULL,
-    vm_port     INTEGER NOT NULL CHECK (vm_port BETWEEN 1 AND 65535),
-    PRIMARY KEY (private_ip, port, protocol)
-);
-""",)
+__all__ = ["MIGRATIONS", "Store", "StoreError"]
 
 
 class StoreError(OneMetalError):
@@ -102,12 +73,20 @@ class Store:
             self.db.execute("BEGIN IMMEDIATE")
         except sqlite3.OperationalError as exc:
             raise StoreError(f"the NAT store stayed locked ({exc})", self.path) from None
+        changes = self.db.total_changes
         try:
             yield self.db
+            # Every migration ends with the generation table, so it exists by now.
+            if self.db.total_changes != changes:
+                self.db.execute("UPDATE generation SET value = value + 1")
         except BaseException:
             self.db.execute("ROLLBACK")
             raise
         self.db.execute("COMMIT")
+
+    @property
+    def generation(self) -> int:
+        return int(self.db.execute("SELECT value FROM generation").fetchone()[0])
 
     # -- vnets -----------------------------------------------------------------------------
     def add_vnet(self, vnet: Vnet) -> None:
@@ -150,9 +129,15 @@ class Store:
 
     # -- mappings --------------------------------------------------------------------------
     def map(self, vm_id: int, nic_id: int, vm_ip: str, vnet_id: int, eip: str | None = None,
-            pool: str | None = None) -> Mapping:
-        """Map an EIP (the given one, else the first free one of `pool` or of any pool)."""
+            pool: str | None = None, owner: Owner | None = None,
+            quota: Quota | None = None) -> Mapping:
+        """Map an EIP (the given one, else the first free one of `pool` or of any pool), recording
+        the VM's owner; with a quota, only while the owner's user and group are below it."""
         with self.transaction() as db:
+            if quota is not None:
+                if owner is None:
+                    raise InputError("a quota needs the VM's owner", f"VM[ID={vm_id}]/UID")
+                self._check_quota(db, vm_id, owner, quota)
             vnet = db.execute("SELECT subnet FROM vnets WHERE vnet_id = ?", (vnet_id,)).fetchone()
             if vnet is None:
                 raise InputError(f"vnet {vnet_id} is not NATed (onenat vnet add)", "nic")
@@ -179,12 +164,27 @@ class Store:
                     raise InputError("no free Elastic IP" + (f" in pool {pool!r}" if pool else ""),
                                      "pool" if pool else "eip")
             try:
-                db.execute("INSERT INTO mappings (eip, vm_id, nic_id, vm_ip, vnet_id) "
-                           "VALUES (?, ?, ?, ?, ?)", (row[0], vm_id, nic_id, vm_ip, vnet_id))
+                db.execute("INSERT INTO mappings (eip, vm_id, nic_id, vm_ip, vnet_id, uid, gid) "
+                           "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                           (row[0], vm_id, nic_id, vm_ip, vnet_id,
+                            owner.uid if owner else None, owner.gid if owner else None))
                 db.execute("DELETE FROM unmarks WHERE vm_id = ?", (vm_id,))
             except sqlite3.IntegrityError as exc:
                 raise InputError(f"{vm_ip} already has an EIP ({exc})", "vm") from None
             return Mapping(row[0], row[1], vm_id, nic_id, vm_ip, vnet_id)
+
+    @staticmethod
+    def _check_quota(db: sqlite3.Connection, vm_id: int, owner: Owner, quota: Quota) -> None:
+        for column, who, limit, key in (("uid", owner.uid, quota.user, "eip_quota_user"),
+                                        ("gid", owner.gid, quota.group, "eip_quota_group")):
+            if limit == Quota.UNLIMITED:
+                continue
+            held = db.execute(f"SELECT COUNT(*) FROM mappings WHERE {column} = ?",
+                              (who,)).fetchone()[0]
+            if held >= limit:
+                kind = "user" if column == "uid" else "group"
+                raise InputError(f"{kind} {who} already holds {held} Elastic IP(s), its quota "
+                                 f"(nat.{key} = {limit})", f"VM[ID={vm_id}]/USER_TEMPLATE/EIP")
 
     def unmap(self, *, eip: str | None = None, vm_id: int | None = None,
               nic_id: int | None = None) -> list[Mapping]:
@@ -192,12 +192,24 @@ class Store:
         with self.transaction() as db:
             found = [m for m in self._mappings(db) if (eip is not None and m.eip == eip) or (
                 eip is None and m.vm_id == vm_id and nic_id in (None, m.nic_id))]
-            for m in found:
-                db.execute("DELETE FROM mappings WHERE eip = ?", (m.eip,))
-            for vm in {m.vm_id for m in found}:
-                if not db.execute("SELECT 1 FROM mappings WHERE vm_id = ?", (vm,)).fetchone():
-                    db.execute("INSERT OR IGNORE INTO unmarks VALUES (?)", (vm,))
-            return found
+            return self._remove(db, found)
+
+    def release(self, seen: Sequence[Mapping]) -> list[Mapping]:
+        """Remove these mappings, each only if it is still exactly as it was seen (a reconcile
+        works from a snapshot: a mapping made or changed since then is not its to judge)."""
+        with self.transaction() as db:
+            current = set(self._mappings(db))
+            return self._remove(db, [m for m in seen if m in current])
+
+    @staticmethod
+    def _remove(db: sqlite3.Connection, found: list[Mapping]) -> list[Mapping]:
+        """Delete the mappings; a VM left with none gets its USER_TEMPLATE mark removed later."""
+        for m in found:
+            db.execute("DELETE FROM mappings WHERE eip = ?", (m.eip,))
+        for vm in {m.vm_id for m in found}:
+            if not db.execute("SELECT 1 FROM mappings WHERE vm_id = ?", (vm,)).fetchone():
+                db.execute("INSERT OR IGNORE INTO unmarks VALUES (?)", (vm,))
+        return found
 
     # -- the marks on VMs (USER_TEMPLATE), retried by `onenat sync` until they succeed ------------
     def unmarked(self) -> list[Mapping]:
@@ -259,6 +271,7 @@ class Store:
                     "SELECT eip, private_ip, pool FROM addresses ORDER BY pool, private_ip")),
                 mappings=tuple(self._mappings(db)),
                 forwards=tuple(Forward(*r) for r in db.execute(
-                    "SELECT * FROM forwards ORDER BY private_ip, port, protocol")))
+                    "SELECT * FROM forwards ORDER BY private_ip, port, protocol")),
+                generation=self.generation)
         finally:
             db.execute("COMMIT")
