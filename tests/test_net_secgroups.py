@@ -183,7 +183,8 @@ def test_conjunction_flows_share_clause_matches_and_number_per_port_and_rule():
     assert len(flows) == 3 + 3 + 12 + 2  # the 12 networks once each, with both conjunctions
     net = next(actions for match, actions in flows if match == "tcp,nw_src=10.0.0.3/32")
     assert net == f"conjunction({conj_id(7, 1)},2/2),conjunction({conj_id(7, 2)},2/2)"
-    assert [m for m, _ in flows[-2:]] == [f"conj_id={conj_id(7, 1)}", f"conj_id={conj_id(7, 2)}"]
+    assert [m for m, _ in flows[-2:]] == [f"tcp,conj_id={conj_id(7, 1)}",
+                                          f"tcp,conj_id={conj_id(7, 2)}"]
     ids = {conj_id(port, c.index) for port in (1, 2, 65279) for c in f.inbound_conjunctions}
     assert len(ids) == 6 and 0 not in ids and max(ids) < 1 << 32
 

@@ -44,8 +44,11 @@ _MAX_INDEX = 0xFFFF  # conj_id = ofport << 16 | index, and ofports fit in 16 bit
 @dataclass(frozen=True)
 class Conjunction:
     """Allowed: a packet matching one match of each clause. index (1..65535) is unique within
-    the NIC's Filter; with the port's ofport it makes the conj_id (conj_id below)."""
+    the NIC's Filter; with the port's ofport it makes the conj_id (conj_id below). base is the
+    protocol every clause matches, which the conj_id flow repeats: OVS checks its actions'
+    prerequisites (ct needs IP) against its own match."""
     index: int
+    base: str
     clauses: tuple[tuple[str, ...], ...]
 
 
@@ -95,7 +98,7 @@ def conjunction_flows(conjunctions: Sequence[Conjunction], ofport: int,
                 actions.setdefault(match, []).append(
                     f"conjunction({conj_id(ofport, c.index)},{k}/{n})")
     return ([(m, ",".join(a)) for m, a in actions.items()]
-            + [(f"conj_id={conj_id(ofport, c.index)}", allow) for c in conjunctions])
+            + [(f"{c.base},conj_id={conj_id(ofport, c.index)}", allow) for c in conjunctions])
 
 
 def _opens_everything(rule: SecurityGroupRule) -> bool:
@@ -127,9 +130,10 @@ def _parts(rules: Sequence[SecurityGroupRule], direction: str,
 
 def _render(parts: Sequence[Part], first_index: int) -> tuple[tuple[str, ...], tuple[Conjunction, ...]]:
     plain = [m for p in parts if not p.conjunctive for m in p.matches()]
-    clauses = dict.fromkeys(p.clauses() for p in parts if p.conjunctive)
+    conjunctive = dict.fromkeys((p.base, p.clauses()) for p in parts if p.conjunctive)
     return (tuple(dict.fromkeys(plain)),
-            tuple(Conjunction(first_index + i, c) for i, c in enumerate(clauses)))
+            tuple(Conjunction(first_index + i, base, clauses)
+                  for i, (base, clauses) in enumerate(conjunctive)))
 
 
 def compile_direction(rules: Sequence[SecurityGroupRule], direction: str) -> tuple[str, ...]:
