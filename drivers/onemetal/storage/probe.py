@@ -1,0 +1,103 @@
+"""Touch a mounted file system only from a child process that the action stops waiting for.
+
+On a hard NFS mount whose server is gone, statvfs or a listing blocks in the
+kernel (state D) and no signal ends it. So every such call runs in a forked
+child that writes its answer to a pipe; the parent waits at most the deadline,
+then reports the share as not answering and leaves the child behind: it is
+killed (SIGKILL takes effect once the kernel call returns) and reaped by init
+after the action exits. A driver action never hangs on its datastore.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import select
+import signal
+import time
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Callable
+
+from onemetal.errors import OneMetalError
+
+_MAX_ANSWER = 1 << 20
+
+
+class ProbeTimeout(OneMetalError):
+    """The file system did not answer within the deadline (a hung NFS server)."""
+
+
+class ProbeFailed(OneMetalError):
+    """The call failed in the child (the path is missing, permission denied, ...)."""
+
+
+def _child(call: Callable[[], Any], out: int) -> None:
+    try:
+        answer = {"ok": call()}
+    except BaseException as exc:  # noqa: BLE001 - reported to the parent, which decides
+        answer = {"error": f"{type(exc).__name__}: {exc}"}
+    data = json.dumps(answer).encode()[:_MAX_ANSWER]
+    while data:
+        data = data[os.write(out, data):]
+
+
+def _read_until(fd: int, deadline: float) -> bytes | None:
+    """Everything the child writes, or None if the deadline passes first."""
+    chunks: list[bytes] = []
+    while True:
+        left = deadline - time.monotonic()
+        if left <= 0 or not select.select([fd], [], [], left)[0]:
+            return None
+        chunk = os.read(fd, 65536)
+        if not chunk:
+            return b"".join(chunks)
+        chunks.append(chunk)
+
+
+def _reap(pid: int, wait: float) -> None:
+    """Collect the killed child if it dies at once; a child stuck in the kernel is left to init."""
+    deadline = time.monotonic() + wait
+    while time.monotonic() < deadline:
+        if os.waitpid(pid, os.WNOHANG)[0]:
+            return
+        time.sleep(0.005)
+
+
+def in_child(call: Callable[[], Any], timeout: float, what: str) -> Any:
+    """`call()` run in a forked child; its JSON-able answer, or ProbeTimeout after `timeout` s."""
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: answer, then leave without running the parent's cleanup
+        os.close(read_end)
+        try:
+            _child(call, write_end)
+        finally:
+            os._exit(0)
+    os.close(write_end)
+    try:
+        data = _read_until(read_end, time.monotonic() + timeout)
+    finally:
+        os.close(read_end)
+    if data is None:
+        os.kill(pid, signal.SIGKILL)  # pending until a blocked kernel call returns
+        _reap(pid, 0.1)
+        raise ProbeTimeout(f"did not answer within {timeout:g} s (is the NFS server reachable?)",
+                           field=what)
+    os.waitpid(pid, 0)
+    answer = json.loads(data or b'{"error": "the probe died without an answer"}')
+    if "error" in answer:
+        raise ProbeFailed(answer["error"], field=what)
+    return answer["ok"]
+
+
+def _statvfs(path: str) -> dict[str, int]:
+    st = os.statvfs(path)
+    return {"total": st.f_blocks * st.f_frsize, "free": st.f_bavail * st.f_frsize,
+            "used": (st.f_blocks - st.f_bfree) * st.f_frsize}
+
+
+def space(path: str, timeout: float) -> dict[str, int]:
+    """Bytes total, free (to unprivileged users) and used of the file system holding `path`."""
+    return in_child(lambda: _statvfs(path), timeout, path)  # type: ignore[no-any-return]
