@@ -37,7 +37,7 @@ def nic_xml(nic: SampleNic, tag: str = "NIC", vm_id: int = 42) -> str:
 
 
 def vnm_vm_xml(vm_id: int, host: str, nics: Sequence[SampleNic], *, extra_context: int = 0,
-               rules: str = "") -> str:
+               rules: str = "", aliases: Sequence[SampleNic] = ()) -> str:
     """The network drivers' VM document, with TEMPLATE and HISTORY_RECORDS repeated per XPath hit."""
     context = {"NETWORK": "YES", "SSH_PUBLIC_KEY": "ssh-ed25519 AAAAC3Nza lab",
                **{f"VAR_{i}": "x" * 40 for i in range(extra_context)}}
@@ -48,7 +48,10 @@ def vnm_vm_xml(vm_id: int, host: str, nics: Sequence[SampleNic], *, extra_contex
             f"<HISTORY_RECORDS><HISTORY><HOSTNAME>{escape(host)}</HOSTNAME></HISTORY></HISTORY_RECORDS>"
             "<HISTORY_RECORDS><HISTORY><HID>0</HID></HISTORY></HISTORY_RECORDS>"
             "<HISTORY_RECORDS><HISTORY><DS_ID>0</DS_ID></HISTORY></HISTORY_RECORDS>"
-            + "".join(f"<TEMPLATE>{nic_xml(n, vm_id=vm_id)}</TEMPLATE>" for n in nics) + "</VM>")
+            + "".join(f"<TEMPLATE>{nic_xml(n, vm_id=vm_id)}</TEMPLATE>" for n in nics)
+            # an alias's parent goes in its `extra` as PARENT_ID, as oned writes it
+            + "".join(f"<TEMPLATE>{nic_xml(a, 'NIC_ALIAS', vm_id)}</TEMPLATE>" for a in aliases)
+            + "</VM>")
 
 
 def big_vm_xml(target_bytes: int = 50_000) -> str:

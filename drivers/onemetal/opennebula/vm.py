@@ -73,12 +73,23 @@ class SecurityGroupRule(namedtuple("SecurityGroupRule", [
             network_id=conv(elem, "NETWORK_ID", field, values.integer))
 
 
+IP6_KEYS = ("IP6", "IP6_GLOBAL", "IP6_ULA", "IP6_LINK")
+
+
+def _yes_no_unset(elem: "etree._Element", key: str, field: str) -> "bool | None":
+    raw = opt(elem, key)
+    return None if raw is None else values.yes_no(raw, f"{field}/{key}")
+
+
 class Nic(namedtuple("Nic", [
         "nic_id", "mac", "bridge", "vn_mad", "network_id", "ip", "ip6", "vlan_id", "mtu",
-        "guest_mtu", "target", "phydev", "security_groups", "alias", "attach", "attributes"])):
-    """nic_id: int; mac, bridge, vn_mad, ip, ip6, target, phydev: str | None (checked);
+        "guest_mtu", "target", "phydev", "security_groups", "alias", "attach", "attributes",
+        "ip6s", "vrouter_ip", "parent_id", "filter_ip_spoofing", "filter_mac_spoofing"])):
+    """nic_id: int; mac, bridge, vn_mad, ip, ip6, target, phydev, vrouter_ip: str | None (checked);
     network_id, vlan_id (VLAN_ID, else AUTOMATIC_VLAN_ID), mtu, guest_mtu: int | None;
-    security_groups: tuple[int, ...]; alias, attach: bool; attributes: every leaf, read-only."""
+    security_groups: tuple[int, ...]; alias, attach: bool; attributes: every leaf, read-only;
+    ip6s: every IPv6 address of IP6_KEYS; parent_id: a NIC_ALIAS's PARENT_ID, else None;
+    filter_ip_spoofing, filter_mac_spoofing: YES/NO as bool, None when not set."""
 
     __slots__ = ()
 
@@ -110,7 +121,15 @@ class Nic(namedtuple("Nic", [
                                   for g in groups.split(",")) if groups else (),
             alias=kind == "NIC_ALIAS",
             attach=values.yes_no(opt(elem, "ATTACH") or "", f"{field}/ATTACH"),
-            attributes=attrs(elem))
+            attributes=attrs(elem),
+            ip6s=tuple(dict.fromkeys(
+                conv(elem, key, field, lambda v, f: values.ip(v, f, 6)) for key in IP6_KEYS
+                if opt(elem, key))),
+            vrouter_ip=conv(elem, "VROUTER_IP", field, lambda v, f: values.ip(v, f, 4)),
+            parent_id=conv(elem, "PARENT_ID", field, values.integer) if kind == "NIC_ALIAS"
+            else None,
+            filter_ip_spoofing=_yes_no_unset(elem, "FILTER_IP_SPOOFING", field),
+            filter_mac_spoofing=_yes_no_unset(elem, "FILTER_MAC_SPOOFING", field))
 
 
 class Disk(namedtuple("Disk", ["disk_id", "target", "source", "format", "datastore_id", "tm_mad",
@@ -172,6 +191,10 @@ class VM(namedtuple("VM", ["id", "name", "deploy_id", "host", "host_id", "nics",
     def nics_for(self, vn_mad: str) -> tuple[Nic, ...]:
         """The NICs a network driver owns (oned runs each driver for its own NICs only)."""
         return tuple(n for n in self.nics if n.vn_mad == vn_mad)
+
+    def aliases_of(self, nic: Nic) -> tuple[Nic, ...]:
+        """The NIC_ALIASes riding on `nic` (their addresses use its port)."""
+        return tuple(n for n in self.nics if n.alias and n.parent_id == nic.nic_id)
 
     def rules_for(self, nic: Nic) -> tuple[SecurityGroupRule, ...]:
         return tuple(r for r in self.security_group_rules
