@@ -7,8 +7,10 @@ the two steps is finished by the next one. The caller holds the host's net lock.
 
 A change is scoped: the mesh (tunnels and the shared flows) is always brought to
 the wanted state, VM ports only for the VM the action is about. Ports of other
-VMs are never touched, except ours whose device is gone (OVS reports an error
-and no ofport), which are swept.
+VMs are never touched, except ours whose device is gone, which are swept. A port a NIC claims (net/targets.py) is checked
+against the state read before any command. The conntrack zone of a VM port (its
+ofport) is flushed when the port is added and when it goes, so a later port with
+the same number starts with no connections.
 """
 
 from __future__ import annotations
@@ -21,13 +23,14 @@ from typing import Mapping, Union
 from onemetal.config import NetConfig
 from onemetal.errors import ConfigError
 from onemetal.net import pipeline
+from onemetal.net.antispoof import Guard
 from onemetal.net.openflow import SHARED, FlowTable, by_cookie, group_of, plan_flows
 from onemetal.net.ovsdb import BridgeState, Interface, OvsDb
 from onemetal.net.secgroups import OPEN, Filter
+from onemetal.net.targets import K_OWNER, K_ROLE, Claim, check_ports, owned_by
 from onemetal.reconcile import OWNER, Plan, diff
 
 DATAPATHS = ("system", "netdev")
-K_OWNER, K_ROLE = f"{OWNER}-owner", f"{OWNER}-role"
 
 
 @dataclass(frozen=True)
@@ -95,9 +98,11 @@ def _owned(state: BridgeState) -> dict[str, PortSpec]:
 
 
 def _stale_vm_ports(state: BridgeState) -> frozenset[str]:
-    """Our VM ports whose device is gone (VM destroyed without `clean`)."""
+    """Our VM ports whose device is gone (VM destroyed without `clean`). The kernel datapath
+    reports an error and no ofport; the userspace one keeps the ofport and says nothing."""
     return frozenset(n for n, i in state.interfaces.items()
-                     if vm_port_spec(i) and i.ofport < 0 and i.error)
+                     if (spec := vm_port_spec(i)) and not spec.internal
+                     and ((i.ofport < 0 and i.error) or not device_exists(n)))
 
 
 def bridge_commands(state: BridgeState, net: NetConfig) -> list[list[str]]:
@@ -150,6 +155,8 @@ class Request:
     vm_ports: Mapping[str, VmPortSpec] = field(default_factory=dict)
     vm_scope: frozenset[str] = frozenset()   # VM ports this action decides (wanted or removed)
     filters: Mapping[str, Filter] = field(default_factory=dict)
+    guards: Mapping[str, Guard] = field(default_factory=dict)  # the addresses each port may use
+    claims: Mapping[str, Claim] = field(default_factory=dict)  # ports a VM's NICs ask for
     forget_macs: frozenset[str] = frozenset()
     internal_scope: bool = False  # decide every internal port of ours (the gateway's vnets)
 
@@ -181,8 +188,10 @@ def _flow_inputs(state: BridgeState, request: Request) -> tuple[
             scope.add(iface.ofport)
         spec = vm_port_spec(iface)
         if spec:
+            # A VM port without its guard may use no address (closed, never open).
+            guard = None if spec.internal else request.guards.get(name, Guard(spec.mac))
             vm_ports.append(pipeline.VmPort(iface.ofport, name, spec.mac, spec.vni,
-                                            request.filters.get(name, OPEN)))
+                                            request.filters.get(name, OPEN), guard))
             if name in request.vm_scope:
                 scope.add(iface.ofport)
     return vm_ports, tunnels, frozenset(scope)
@@ -194,8 +203,11 @@ def converge(ovs: OvsDb, flows: FlowTable, net: NetConfig, request: Request,
     created = not state.exists
     if created and request.tunnels is None and not request.vm_ports:
         return Outcome(diff(f"ports@{net.bridge}", {}, {}), None, False)  # nothing to remove
+    check_ports(state, request.claims)
     commands = bridge_commands(state, net)
-    scope = request.vm_scope | _stale_vm_ports(state)
+    # A claimed port is only ever removed when OVSDB says it is the claimant's.
+    scope = ((request.vm_scope - set(request.claims)) | set(owned_by(state, request.claims))
+             | _stale_vm_ports(state))
     if request.internal_scope:
         scope |= {n for n, i in state.interfaces.items()
                   if (spec := vm_port_spec(i)) is not None and spec.internal}
@@ -206,9 +218,11 @@ def converge(ovs: OvsDb, flows: FlowTable, net: NetConfig, request: Request,
     commands += port_commands(net.bridge, ports)
     if dry_run:
         return Outcome(ports, None, created)
+    leaving = _zones(state, ports.remove)
     if commands:
         ovs.transact(commands)
         state = ovs.read(net.bridge)
+    flows.flush_zones(_zones(state, ports.add))  # before its flows let traffic in
     vm_ports, tunnels, scope_groups = _flow_inputs(state, request)
     mine = [p for p in vm_ports if p.name in request.vm_scope]
     want = pipeline.shared_flows(vm_ports, tunnels, net.mac_age)
@@ -222,7 +236,17 @@ def converge(ovs: OvsDb, flows: FlowTable, net: NetConfig, request: Request,
     flow_plan = plan_flows(net.bridge, by_cookie(want), have_cookies, scope_groups | orphans)
     if flow_plan or request.forget_macs:
         flows.apply(flow_plan, request.forget_macs)  # type: ignore[arg-type]
+    # After the bundle, so no flow of the port is left to commit into the zone again. A port
+    # whose device vanished has no ofport left; its number survives in its flows' cookies.
+    flows.flush_zones(leaving | orphans)
     return Outcome(ports, flow_plan, created)
+
+
+def _zones(state: BridgeState, names: Mapping[str, object]) -> frozenset[int]:
+    """The conntrack zones (ofports) of the VM ports among `names` (tunnels and gateways have none)."""
+    return frozenset(i.ofport for n in names if (i := state.interfaces.get(n)) is not None
+                     and i.ofport > 0 and (spec := vm_port_spec(i)) is not None
+                     and not spec.internal)
 
 
 def device_exists(name: str) -> bool:

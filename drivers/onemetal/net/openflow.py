@@ -87,6 +87,14 @@ class FlowTable:
                             input="\n".join(lines) + "\n")
 
 
+    def flush_zones(self, zones: Iterable[int]) -> None:
+        """Forget the connections conntrack holds in each zone (a VM port's: zone = ofport).
+        ovs-appctl (allowed by OpenNebula's ONE_OVS) asks ovs-vswitchd, whose datapath it is
+        for both the kernel and the userspace datapath; a failure fails the action."""
+        for zone in sorted(set(zones)):
+            self.runner.run(["ovs-appctl", "dpctl/flush-conntrack", f"zone={zone}"])
+
+
 def plan_flows(bridge: str, want: Mapping[int, Flow], have: frozenset[int],
                groups: frozenset[int] | None) -> Plan[int, Flow]:
     """Pure: the flow changes, limited to `groups` (None: every group we own).

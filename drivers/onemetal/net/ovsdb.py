@@ -84,6 +84,16 @@ class BridgeState:
     fail_mode: str = ""
     external_ids: Mapping[str, str] = field(default_factory=dict)
     interfaces: Mapping[str, Interface] = field(default_factory=dict)
+    elsewhere: Mapping[str, str] = field(default_factory=dict)  # interface -> its other bridge
+
+
+def _members(bridges: list[dict[str, Any]], ports: list[dict[str, Any]],
+             by_uuid: Mapping[str, dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+    """Each bridge's interface rows, by bridge name."""
+    port_rows = {p["_uuid"]: p for p in ports}
+    return {b["name"]: [by_uuid[u] for p in _uuids(b.get("ports")) if p in port_rows
+                        for u in _uuids(port_rows[p].get("interfaces")) if u in by_uuid]
+            for b in bridges}
 
 
 class OvsDb:
@@ -106,17 +116,19 @@ class OvsDb:
         if len(lines) != 3:
             raise OvsError(f"expected 3 tables from ovs-vsctl, got {len(lines)}", "ovsdb")
         ifaces, ports, bridges = (_rows(line) for line in lines)
+        by_uuid = {i["_uuid"]: i for i in ifaces}
+        members = _members(bridges, ports, by_uuid)
+        # What other bridges hold is never ours to take, whatever a NIC's TARGET says.
+        elsewhere = {i["name"]: b for b, rows in members.items() if b != bridge for i in rows}
         row = next((b for b in bridges if b["name"] == bridge), None)
         if row is None:
-            return BridgeState(name=bridge, exists=False)
-        by_uuid = {i["_uuid"]: i for i in ifaces}
-        port_uuids = set(_uuids(row.get("ports")))
-        members = [by_uuid[u] for p in ports if p["_uuid"] in port_uuids
-                   for u in _uuids(p.get("interfaces")) if u in by_uuid]
-        interfaces = {i["name"]: Interface.from_row(i) for i in members if i["name"] != bridge}
+            return BridgeState(name=bridge, exists=False, elsewhere=elsewhere)
+        interfaces = {i["name"]: Interface.from_row(i) for i in members[bridge]
+                      if i["name"] != bridge}
         return BridgeState(name=bridge, exists=True, datapath_type=row.get("datapath_type") or "",
                            fail_mode=row.get("fail_mode") or "",
-                           external_ids=row.get("external_ids") or {}, interfaces=interfaces)
+                           external_ids=row.get("external_ids") or {}, interfaces=interfaces,
+                           elsewhere=elsewhere)
 
     def transact(self, commands: Sequence[Sequence[str]]) -> None:
         """Every command in one ovs-vsctl call, hence one OVSDB transaction."""

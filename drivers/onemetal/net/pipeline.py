@@ -7,10 +7,12 @@ from then on every lookup (learned MACs, flooding) is keyed by that VNI, and
 vnets sharing the bridge never see each other's frames.
 
 Tables:
-  0  CLASSIFY  VM port + its MAC -> tun_id = VNI, reg0 = 0 (local), to 10;
-               tunnel -> reg0 = 1 (from the mesh), to 20 (BFD apart: OVS consumes it);
-               anything else dropped
-               (a spoofed source MAC, the bridge's own port).
+  0  CLASSIFY  VM port + its MAC (and its addresses: net/antispoof.py) -> tun_id = VNI,
+               reg0 = 0 (local), to 10; tunnel -> reg0 = 1 (from the mesh), to 20 (BFD apart:
+               OVS consumes it); anything else dropped
+               (a spoofed source MAC or address, the bridge's own port).
+  5  NEIGHBOUR a VM's neighbour solicitations and advertisements: target and link-layer
+               options its own, then to 10.
   10 EGRESS    security groups of the sending VM: conntrack in the port's zone
   11             and its outbound whitelist; open ports go straight on.
   20 LEARN     learn(tun_id, source MAC -> reg1 = in_port) into table 30 (local
@@ -35,10 +37,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Iterable, Sequence
 
+from onemetal.net.antispoof import Guard, classify_flows, mac_only
 from onemetal.net.openflow import LEARN_TABLE, LEARNED, SHARED, Flow
 from onemetal.net.secgroups import Filter
 
-CLASSIFY, EGRESS, EGRESS_CT, LEARN, FORWARD, INGRESS, INGRESS_CT = 0, 10, 11, 20, 40, 60, 61
+CLASSIFY, NEIGHBOUR, EGRESS, EGRESS_CT, LEARN, FORWARD, INGRESS, INGRESS_CT = (
+    0, 5, 10, 11, 20, 40, 60, 61)
 MACS = LEARN_TABLE
 BFD_PORT = 3784
 # Neighbour discovery (router/neighbour solicitation and advertisement) passes like ARP.
@@ -52,6 +56,7 @@ class VmPort:
     mac: str
     vni: int
     filter: Filter
+    guard: Guard | None = None  # None: only the MAC is checked (an internal port of the host)
 
 
 @dataclass(frozen=True, order=True)
@@ -71,6 +76,7 @@ def shared_flows(vm_ports: Sequence[VmPort], tunnels: Sequence[TunnelPortState],
     # migrated here is reached locally from its first frame, not through its old host.
     flows = [
         Flow(CLASSIFY, 0, "", "drop"),
+        Flow(NEIGHBOUR, 0, "", "drop"),
         Flow(LEARN, 10, "reg0=0", f"learn({learned(100)},{into_reg1}),{then}"),
         Flow(LEARN, 10, "reg0=1", f"learn({learned(90)},reg0=0,{into_reg1}),{then}"),
         Flow(FORWARD, 0, "", "drop"),
@@ -113,11 +119,9 @@ def _stateful(port: int, table: int, ct_table: int, key: str, done: str,
 def port_flows(port: VmPort) -> list[Flow]:
     p = port.ofport
     egress_done, ingress_done = f"resubmit(,{LEARN})", f"output:{p}"
-    flows = [
-        Flow(CLASSIFY, 100, f"in_port={p},dl_src={port.mac}",
-             f"set_field:{port.vni}->tun_id,resubmit(,{EGRESS})", p),
-        Flow(FORWARD, 5, f"reg1={p}", f"resubmit(,{INGRESS})", p),
-    ]
+    guard = port.guard or mac_only(port.mac)
+    flows = classify_flows(p, port.vni, guard, CLASSIFY, NEIGHBOUR, f"resubmit(,{EGRESS})")
+    flows.append(Flow(FORWARD, 5, f"reg1={p}", f"resubmit(,{INGRESS})", p))
     if port.filter.open:
         return flows + [Flow(EGRESS, 100, f"in_port={p}", egress_done, p),
                         Flow(INGRESS, 100, f"reg1={p}", ingress_done, p)]

@@ -6,7 +6,9 @@ post    <deploy_id> <host>: the VM's ports, which must exist now (libvirt plugge
 clean   <host>: the VM's ports and flows go (only the NIC being detached, if any);
 update_sg <deploy_id>, update_nic <deploy_id> <vnet_id>: the VM's ports again.
 Every NIC is checked before anything changes: a bad one fails the action with
-its field named and the bridge untouched.
+its field named and the bridge untouched. What a tenant chose (TARGET, security
+group rules) is checked before the host lock is taken, so a hostile VM never
+holds it; the port's owner is checked again on the state read inside the lock.
 """
 
 from __future__ import annotations
@@ -14,11 +16,13 @@ from __future__ import annotations
 from typing import Callable, Sequence, TextIO
 
 from onemetal.errors import InputError
+from onemetal.net.antispoof import Guard, guard
 from onemetal.net.bridge import Outcome, Request, VmPortSpec, converge, device_exists
 from onemetal.net.host import NetHost
 from onemetal.net.peers import Mesh
 from onemetal.net.mtu import nic_mtu
-from onemetal.net.secgroups import compile_filter
+from onemetal.net.secgroups import Filter, compile_filter
+from onemetal.net.targets import Claim, check_device, check_names, claim_all
 from onemetal.net.vnet import MAX_VNI
 from onemetal.opennebula import payload, values
 from onemetal.opennebula.protocol import log
@@ -70,7 +74,36 @@ def port_specs(host: NetHost, vm: VM, mesh: Mesh | None = None) -> dict[str, VmP
     return {port_name(vm, n): nic_spec(vm, n, host.cfg.net.bridge, maximum) for n in own_nics(vm)}
 
 
-def _ports(host: NetHost, vm: VM, require_devices: bool) -> Request:
+def nic_guard(vm: VM, nic: Nic) -> Guard:
+    """The addresses the NIC's port may send from: its own and its aliases'. IP checks are on
+    unless FILTER_IP_SPOOFING=NO (a restricted attribute: only an admin sets it)."""
+    nics = (nic, *vm.aliases_of(nic))
+    ipv4 = [a for n in nics for a in (n.ip, n.vrouter_ip) if a]
+    return guard(nic.mac or "", ipv4, [a for n in nics for a in n.ip6s],
+                 ip=nic.filter_ip_spoofing is not False)
+
+
+def claims(vm: VM, nics: Sequence[Nic]) -> dict[str, Claim]:
+    return claim_all((port_name(vm, n), Claim(vm.id, n.nic_id, (n.mac or "").lower())) for n in nics)
+
+
+def _tenant_input(host: NetHost, vm: VM, nics: Sequence[Nic]) -> dict[str, Claim]:
+    """The checks of what a tenant wrote that need no lock: TARGET names and devices."""
+    wanted = claims(vm, nics)
+    check_names(wanted, host.cfg.net.bridge)
+    for name, claim in wanted.items():
+        check_device(name, claim, host.reader)
+    return wanted
+
+
+def _filters(host: NetHost, vm: VM) -> dict[str, Filter]:
+    cap = host.cfg.net.max_flows_per_nic
+    return {port_name(vm, n): compile_filter(vm.rules_for(n), cap, nic_id=n.nic_id)
+            for n in own_nics(vm)}
+
+
+def _ports(host: NetHost, vm: VM, require_devices: bool, filters: dict[str, Filter],
+           wanted: dict[str, Claim]) -> Request:
     mesh = host.mesh()
     specs = port_specs(host, vm, mesh)
     missing = [name for name in specs if not device_exists(name)]
@@ -80,9 +113,9 @@ def _ports(host: NetHost, vm: VM, require_devices: bool) -> Request:
                          f"NIC[NIC_ID={spec.nic_id}]/TARGET")
     return Request(tunnels=host.tunnels(mesh),
                    vm_ports={n: s for n, s in specs.items() if n not in missing},
-                   vm_scope=frozenset(specs),
-                   filters={port_name(vm, n): compile_filter(vm.rules_for(n))
-                            for n in own_nics(vm)})
+                   vm_scope=frozenset(specs), filters=filters,
+                   guards={port_name(vm, n): nic_guard(vm, n) for n in own_nics(vm)},
+                   claims=wanted)
 
 
 def _report(action: str, outcome: Outcome) -> None:
@@ -93,8 +126,10 @@ def _report(action: str, outcome: Outcome) -> None:
 def _converge(action: str, stdin: TextIO, require_devices: bool) -> None:
     vm = _read_vm(stdin)
     host = NetHost.load()
+    filters = _filters(host, vm)
+    wanted = _tenant_input(host, vm, own_nics(vm))
     with host.lock():
-        request = _ports(host, vm, require_devices)
+        request = _ports(host, vm, require_devices, filters, wanted)
         _report(action, converge(host.ovs, host.flows, host.cfg.net, request))
 
 
@@ -127,7 +162,9 @@ def clean(args: Sequence[str], stdin: TextIO) -> None:
     # A detach runs clean with the leaving NIC marked ATTACH=YES: only that one goes.
     leaving = [n for n in nics if n.attach] or nics
     host = NetHost.load()
+    wanted = claims(vm, leaving)
+    check_names(wanted, host.cfg.net.bridge)
     with host.lock():
-        request = Request(tunnels=None, vm_scope=frozenset(port_name(vm, n) for n in leaving),
+        request = Request(tunnels=None, vm_scope=frozenset(wanted), claims=wanted,
                           forget_macs=frozenset(n.mac for n in leaving if n.mac))
         _report("clean", converge(host.ovs, host.flows, host.cfg.net, request))

@@ -1,0 +1,134 @@
+"""Hand-made frames for the anti-spoofing tests: built here, sent and captured with AF_PACKET
+sockets inside lab VMs (no packet tool needed), every wait bounded.
+
+A frame "reached" a VM when a frame the VM received starts with its bytes (short frames may
+arrive padded; OVS switches frames unchanged, also across a tunnel).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import select
+import struct
+import subprocess
+import time
+from contextlib import contextmanager
+from typing import Iterator
+
+from onemetal.lab.vm import LabVM
+
+BROADCAST = "ff:ff:ff:ff:ff:ff"
+_SEND = """
+import socket, sys
+s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
+s.bind((sys.argv[1], 0))
+for frame in sys.argv[2:]:
+    s.send(bytes.fromhex(frame))
+"""
+_CAPTURE = """
+import select, socket, sys, time
+s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(3))
+s.bind((sys.argv[1], 0))
+print("ready", flush=True)
+end = time.monotonic() + float(sys.argv[2])
+while (left := end - time.monotonic()) > 0:
+    if select.select([s], [], [], left)[0]:
+        data, addr = s.recvfrom(65535)
+        if addr[2] != socket.PACKET_OUTGOING:
+            print(data.hex(), flush=True)
+"""
+
+
+def _mac(text: str) -> bytes:
+    return bytes(int(b, 16) for b in text.split(":"))
+
+
+def _ip(text: str) -> bytes:
+    return ipaddress.ip_address(text).packed
+
+
+def _checksum(data: bytes) -> int:
+    if len(data) % 2:
+        data += b"\0"
+    total = sum(struct.unpack(f"!{len(data) // 2}H", data))
+    while total >> 16:
+        total = (total & 0xFFFF) + (total >> 16)
+    return ~total & 0xFFFF
+
+
+def ether(dst: str, src: str, ethertype: int, payload: bytes) -> bytes:
+    return _mac(dst) + _mac(src) + struct.pack("!H", ethertype) + payload
+
+
+def arp(src_mac: str, sha: str, spa: str, tpa: str, op: int = 1, dst: str = BROADCAST) -> bytes:
+    """An ARP frame; sha/spa == what it claims (a gratuitous one when spa == tpa)."""
+    body = struct.pack("!HHBBH", 1, 0x0800, 6, 4, op) + _mac(sha) + _ip(spa) + bytes(6) + _ip(tpa)
+    return ether(dst, src_mac, 0x0806, body)
+
+
+def ipv4_udp(dst_mac: str, src_mac: str, src: str, dst: str, sport: int, dport: int,
+             payload: bytes) -> bytes:
+    udp = struct.pack("!HHHH", sport, dport, 8 + len(payload), 0) + payload
+    header = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(udp), 1, 0, 64, 17, 0, _ip(src), _ip(dst))
+    header = header[:10] + struct.pack("!H", _checksum(header)) + header[12:]
+    return ether(dst_mac, src_mac, 0x0800, header + udp)
+
+
+def dhcp_discover(src_mac: str) -> bytes:
+    """A BOOTP discover from 0.0.0.0 to 255.255.255.255, UDP 68 -> 67."""
+    bootp = (struct.pack("!BBBBIHH", 1, 1, 6, 0, 0x6F6D0001, 0, 0x8000) + bytes(16)
+             + _mac(src_mac) + bytes(10) + bytes(192) + b"\x63\x82\x53\x63\x35\x01\x01\xff")
+    return ipv4_udp(BROADCAST, src_mac, "0.0.0.0", "255.255.255.255", 68, 67, bootp)
+
+
+def icmp6(dst_mac: str, src_mac: str, src: str, dst: str, kind: int, body: bytes) -> bytes:
+    message = struct.pack("!BBH", kind, 0, 0) + body
+    pseudo = _ip(src) + _ip(dst) + struct.pack("!I3xB", len(message), 58)
+    message = message[:2] + struct.pack("!H", _checksum(pseudo + message)) + message[4:]
+    header = struct.pack("!IHBB", 6 << 28, len(message), 58, 255) + _ip(src) + _ip(dst)
+    return ether(dst_mac, src_mac, 0x86DD, header + message)
+
+
+def router_advertisement(src_mac: str, src: str) -> bytes:
+    """An RA offering a default route (lifetime 1800 s), with its source link-layer option."""
+    body = struct.pack("!BBHII", 64, 0, 1800, 0, 0) + b"\x01\x01" + _mac(src_mac)
+    return icmp6("33:33:00:00:00:01", src_mac, src, "ff02::1", 134, body)
+
+
+def neighbour_advertisement(src_mac: str, src: str, target: str, tll: str) -> bytes:
+    """An unsolicited, overriding NA: "target is at tll"."""
+    body = struct.pack("!I", 0x20000000) + _ip(target) + b"\x02\x01" + _mac(tll)
+    return icmp6("33:33:00:00:00:01", src_mac, src, "ff02::1", 136, body)
+
+
+def send(vm: LabVM, frames: list[bytes]) -> None:
+    vm.run(["python3", "-c", _SEND, "eth0", *(f.hex() for f in frames)])
+
+
+@contextmanager
+def capture(vms: dict[str, LabVM], seconds: float = 2.0) -> Iterator[dict[str, list[bytes]]]:
+    """Frames each VM (by the key it is given under) receives on eth0 while the block runs
+    (and until `seconds` after the captures started); filled in when the block ends."""
+    procs = [subprocess.Popen([*vm.runner.prefix, "python3", "-c", _CAPTURE, "eth0", str(seconds)],
+                              stdout=subprocess.PIPE, text=True) for vm in vms.values()]
+    got: dict[str, list[bytes]] = {}
+    try:
+        deadline = time.monotonic() + 10
+        for proc in procs:  # each socket is open before anything is sent
+            assert proc.stdout is not None
+            ready = select.select([proc.stdout], [], [], max(0.0, deadline - time.monotonic()))[0]
+            if not ready or proc.stdout.readline().strip() != "ready":
+                raise AssertionError("a capture did not start")
+        yield got
+        for key, proc in zip(vms, procs):
+            out, _ = proc.communicate(timeout=seconds + 10)
+            got[key] = [bytes.fromhex(line) for line in out.split()]
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait(timeout=10)
+
+
+def reached(frame: bytes, received: list[bytes]) -> bool:
+    return any(r.startswith(frame) for r in received)
