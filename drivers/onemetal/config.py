@@ -52,6 +52,10 @@ class NatConfig:
     store: str = "/var/lib/one/onemetal/nat.db"
     gateway: str = ""
     interface: str = ""
+    # Groups (ids or names, "*" any) whose VMs the hooks may give an EIP: see docs/nat.md.
+    eip_groups: tuple = ()
+    eip_quota_user: int = 1
+    eip_quota_group: int = 10
 
 
 @dataclass(frozen=True)
@@ -84,6 +88,8 @@ def _section(cls: type, name: str, raw: Any) -> Any:
         want = type(known[key].default)
         if want is float and isinstance(value, int) and not isinstance(value, bool):
             value = float(value)
+        if want is tuple and isinstance(value, list):  # TOML arrays; frozen configs hold tuples
+            value = tuple(value)
         if type(value) is not want:
             raise ConfigError(f"must be a {want.__name__}, got {type(value).__name__}",
                               field=f"{name}.{key}")

@@ -14,7 +14,13 @@ from onemetal.run import Result
 
 SESSION = "oneadmin:opennebula"
 API_PORT = 2633
-VM_XML = ("<VM><ID>{id}</ID><NAME>vm{id}</NAME><STATE>3</STATE><LCM_STATE>3</LCM_STATE>"
+# The lab's tenant: the VMs' owner, in the group the lab's EIP policy admits.
+TENANT_UID, TENANT_GID, TENANT_GROUP = 2, 100, "eip-users"
+POLICY = f'eip_groups = ["{TENANT_GROUP}"]\neip_quota_user = -1\neip_quota_group = -1\n'
+VM_XML = ("<VM><ID>{id}</ID>"
+          f"<UID>{TENANT_UID}</UID><GID>{TENANT_GID}</GID><UNAME>tenant</UNAME>"
+          f"<GNAME>{TENANT_GROUP}</GNAME>"
+          "<NAME>vm{id}</NAME><STATE>3</STATE><LCM_STATE>3</LCM_STATE>"
           "<TEMPLATE><NIC><NIC_ID>0</NIC_ID><IP><![CDATA[{ip}]]></IP><NETWORK_ID>{net}"
           "</NETWORK_ID><MAC><![CDATA[{mac}]]></MAC></NIC></TEMPLATE>"
           "<USER_TEMPLATE><EIP><![CDATA[yes]]></EIP></USER_TEMPLATE></VM>")
@@ -41,8 +47,10 @@ class Frontend:
             [sys.executable, "-m", "onemetal.cli.onenat", *args], check=check)
 
 
-def start(lab: Lab, data: str, nat_gateway: str = "", nat_interface: str = "") -> Frontend:
-    """Start the API stand-in in the frontend namespace and write the frontend's onemetal.conf."""
+def start(lab: Lab, data: str, nat_gateway: str = "", nat_interface: str = "",
+          policy: str = POLICY) -> Frontend:
+    """Start the API stand-in in the frontend namespace and write the frontend's onemetal.conf
+    ([nat] `policy`: the EIP keys, by default the tenant's group with no quota)."""
     os.makedirs(data, exist_ok=True)
     with open(os.path.join(data, "one_auth"), "w", encoding="ascii") as f:
         f.write(SESSION + "\n")
@@ -50,7 +58,7 @@ def start(lab: Lab, data: str, nat_gateway: str = "", nat_interface: str = "") -
         conf = f.read()
     with open(os.path.join(data, "onemetal.conf"), "w", encoding="utf-8") as f:
         f.write(conf + f'[nat]\nstore = "{data}/nat.db"\ngateway = "{nat_gateway}"\n'
-                       f'interface = "{nat_interface}"\n')
+                       f'interface = "{nat_interface}"\n' + policy)
     lab.frontend.spawn([sys.executable, "-m", "onemetal.lab.one_api", str(API_PORT), SESSION, data],
                        os.path.join(data, "api.log"))
     deadline = time.monotonic() + 10
