@@ -4,8 +4,10 @@ It answers as OpenNebula documents it: every call takes the session string
 first and returns an array [success, result or error message, error code]; a
 wrong session fails with AUTHENTICATION (0x0100), an unknown VM with NO_EXISTS
 (0x0400). The "cloud" is a directory a test writes: host_pool.xml and
-vm-<id>.xml; one.vm.update rewrites the VM's USER_TEMPLATE there (1 = merge,
-0 = replace), as oned does.
+vm-<id>.xml (a VM that is gone: its file removed, or STATE 6, DONE).
+one.vm.update(id, template, type) rewrites the VM's USER_TEMPLATE there with oned's
+own semantics (type 1 merge, 0 replace; text or XML; lab/one_template.py), and
+one.vmpool.info(filter, start, end, state) lists the VMs in their short form.
 
 Run it inside a lab namespace: python3 -m onemetal.lab.one_api PORT SESSION DATA_DIR
 """
@@ -20,9 +22,22 @@ from xmlrpc.server import SimpleXMLRPCRequestHandler, SimpleXMLRPCServer
 
 from lxml import etree
 
+from onemetal.lab import one_template
+
 AUTHENTICATION = 0x0100
 NO_EXISTS = 0x0400
-_ATTRIBUTE = re.compile(r'^\s*([A-Za-z0-9_]+)\s*=\s*"((?:[^"\\]|\\.)*)"\s*$')
+ACTION = 0x0800
+RPC_API = 0x1000
+INTERNAL = 0x2000
+DONE = "6"
+# What VirtualMachine::to_xml_short keeps (one.vmpool.info): src/vm/VirtualMachine.cc,
+# VirtualMachineNic::to_xml_short, VirtualMachineTemplate::to_xml_short (a subset of the last).
+SHORT_VM = ("ID", "UID", "GID", "UNAME", "GNAME", "NAME", "LAST_POLL", "STATE", "LCM_STATE",
+            "RESCHED", "STIME", "ETIME", "DEPLOY_ID")
+SHORT_NIC = ("IP", "EXTERNAL_IP", "IP6", "IP6_ULA", "IP6_LINK", "IP6_GLOBAL", "NETWORK_MODE",
+             "SCHED_REQUIREMENTS", "SCHED_RANK", "MAC", "NETWORK", "NETWORK_ID", "NIC_ID",
+             "SECURITY_GROUPS")
+SHORT_USER = ("LABELS", "ERROR", "SCHED_MESSAGE")
 
 
 class _Quiet(SimpleXMLRPCRequestHandler):
@@ -32,14 +47,32 @@ class _Quiet(SimpleXMLRPCRequestHandler):
         pass
 
 
-def parse_template(text: str) -> dict[str, str]:
-    """KEY="VALUE" lines (the form onemetal writes), unescaped."""
-    out = {}
-    for line in text.splitlines():
-        match = _ATTRIBUTE.match(line)
-        if match:
-            out[match.group(1)] = re.sub(r"\\(.)", r"\1", match.group(2))
+def _copy(parent: "etree._Element", source: "etree._Element", keys: tuple[str, ...]) -> None:
+    for key in keys:
+        found = source.find(key)
+        if found is not None and (found.text or "") != "":
+            etree.SubElement(parent, key).text = etree.CDATA(found.text)
+
+
+def short_vm(vm: "etree._Element") -> "etree._Element":
+    """The VM as one.vmpool.info lists it (VirtualMachine::to_xml_short)."""
+    out = etree.Element("VM")
+    _copy(out, vm, SHORT_VM)
+    template = etree.SubElement(out, "TEMPLATE")
+    for nic in vm.findall("TEMPLATE/NIC"):
+        _copy(etree.SubElement(template, "NIC"), nic, SHORT_NIC)
+    user = etree.SubElement(out, "USER_TEMPLATE")
+    _copy(user, vm.find("USER_TEMPLATE") if vm.find("USER_TEMPLATE") is not None
+          else etree.Element("USER_TEMPLATE"), SHORT_USER)
+    etree.SubElement(out, "HISTORY_RECORDS")
     return out
+
+
+def in_pool(vm: "etree._Element", start: int, end: int, state: int) -> bool:
+    vm_id = int(vm.findtext("ID") or -1)
+    wanted_state = (state == -2 or (state == -1 and vm.findtext("STATE") != DONE)
+                    or (state >= 0 and vm.findtext("STATE") == str(state)))
+    return wanted_state and (start == -1 or vm_id >= start) and (end == -1 or vm_id <= end)
 
 
 def serve(address: str, port: int, session: str, data: str) -> None:
@@ -70,6 +103,12 @@ def serve(address: str, port: int, session: str, data: str) -> None:
     def vm_update(given: str, vm_id: int, template: str, mode: int) -> list[object]:
         if given != session:
             return denied("one.vm.update")
+        if mode not in (0, 1):
+            return [False, "[one.vm.update] Wrong update type", RPC_API]
+        try:
+            new = one_template.parse(template)
+        except one_template.TemplateError as exc:
+            return [False, f"[one.vm.update] {exc}", ACTION]
         with lock:
             try:
                 root = etree.parse(vm_path(vm_id)).getroot()
@@ -77,20 +116,38 @@ def serve(address: str, port: int, session: str, data: str) -> None:
                 return [False, f"[one.vm.update] Error getting virtual machine [{vm_id}].",
                         NO_EXISTS]
             user = root.find("USER_TEMPLATE")
-            if mode == 0:
-                user.clear()
-            for key, value in parse_template(template).items():
-                elem = user.find(key)
-                if elem is None:
-                    elem = etree.SubElement(user, key)
-                elem.text = etree.CDATA(value)
+            current = one_template.from_element(user) if user is not None else []
+            attrs = one_template.merge(current, new) if mode == 1 else new
+            updated = one_template.to_element("USER_TEMPLATE", attrs)
+            if user is None:
+                root.append(updated)
+            else:
+                root.replace(user, updated)
             with open(vm_path(vm_id), "wb") as f:
                 f.write(etree.tostring(root))
         return [True, int(vm_id), 0]
 
+    def vmpool_info(given: str, flag: int, start: int, end: int, state: int,
+                    query: str = "") -> list[object]:
+        if given != session:
+            return denied("one.vmpool.info")
+        if flag < -4:
+            return [False, "[one.vmpool.info] Incorrect filter_flag", RPC_API]
+        if state < -2 or state > 11:  # VirtualMachine::CLONING_FAILURE
+            return [False, f"[one.vmpool.info] Incorrect state filter {state}", RPC_API]
+        pool = etree.Element("VM_POOL")
+        with lock:  # the session is oneadmin's: every filter flag lists every VM
+            for name in sorted(os.listdir(data), key=lambda n: (len(n), n)):
+                if re.fullmatch(r"vm-[0-9]+\.xml", name):
+                    vm = etree.parse(os.path.join(data, name)).getroot()
+                    if in_pool(vm, start, end, state):
+                        pool.append(short_vm(vm))
+        return [True, etree.tostring(pool, encoding="unicode"), 0]
+
     server.register_function(hostpool_info, "one.hostpool.info")
     server.register_function(vm_info, "one.vm.info")
     server.register_function(vm_update, "one.vm.update")
+    server.register_function(vmpool_info, "one.vmpool.info")
     server.serve_forever()
 
 

@@ -10,18 +10,19 @@ from __future__ import annotations
 from typing import Any
 
 from onemetal.errors import InputError
-from onemetal.nat.model import Mapping, ipv4
+from onemetal.nat.model import Mapping, Owner, ipv4
 from onemetal.nat.store import Store
 from onemetal.opennebula import client
+from onemetal.opennebula.resources import VmSummary
 
 ATTRIBUTES = ("EIP_ADDRESS", "EIP_PRIVATE_IP")
 
 
-def nat_nic(store: Store, server: Any, vm_id: int, nic_id: int | None) -> tuple[int, str, int]:
+def nat_nic(store: Store, vm: VmSummary, nic_id: int | None) -> tuple[int, str, int]:
     """(NIC_ID, IP, NETWORK_ID) of the VM's NIC on a NATed vnet (the given one, else the first)."""
     natted = {v.vnet_id for v in store.state().vnets}
-    nics = client.vm_nics(server, vm_id)
-    chosen = [n for n in nics if (nic_id is None or n[0] == nic_id)]
+    vm_id = vm.id
+    chosen = [n for n in vm.nics if (nic_id is None or n[0] == nic_id)]
     if nic_id is not None and not chosen:
         raise InputError(f"VM {vm_id} has no NIC {nic_id}", "nic")
     on_nat = [n for n in chosen if n[2] in natted]
@@ -37,8 +38,12 @@ def nat_nic(store: Store, server: Any, vm_id: int, nic_id: int | None) -> tuple[
 
 def map_vm(store: Store, server: Any, vm_id: int, nic_id: int | None = None,
            eip: str | None = None, pool: str | None = None) -> Mapping:
-    found_id, ip, network = nat_nic(store, server, vm_id, nic_id)
-    return store.map(vm_id, found_id, ip, network, eip=eip, pool=pool)
+    """The administrator's mapping: no group policy or quota, but the owner is recorded, so
+    the EIP counts against the owner's quota for what the hooks may add."""
+    vm = client.vm_info(server, vm_id)
+    found_id, ip, network = nat_nic(store, vm, nic_id)
+    return store.map(vm_id, found_id, ip, network, eip=eip, pool=pool,
+                     owner=Owner(vm.uid, vm.gid))
 
 
 def unmap_vm(store: Store, *, vm_id: int | None = None,
@@ -52,7 +57,8 @@ def unmap_vm(store: Store, *, vm_id: int | None = None,
 
 def mark(store: Store, server: Any) -> list[str]:
     """Bring the VMs' USER_TEMPLATE in line with the store: EIP_ADDRESS/EIP_PRIVATE_IP on mapped
-    VMs, removed from released ones. What fails stays pending for the next `onenat sync`."""
+    VMs, removed from released ones (merged: nothing else of the template is touched). What
+    fails stays pending for the next `onenat sync`."""
     lines = []
     for m in store.unmarked():
         client.set_user_attributes(server, m.vm_id, {"EIP_ADDRESS": m.eip,

@@ -12,7 +12,7 @@ from typing import Any, Callable, Mapping
 
 from onemetal.errors import ConfigError, InputError, OneMetalError
 from onemetal.opennebula import values
-from onemetal.opennebula.resources import Host
+from onemetal.opennebula.resources import Host, VmSummary
 
 DEFAULT_ENDPOINT = "http://localhost:2633/RPC2"
 
@@ -89,38 +89,44 @@ def host_pool(server: Any) -> tuple[Host, ...]:
     return tuple(out)
 
 
-def vm_nics(server: Any, vm_id: int) -> list[tuple[int, str | None, int | None]]:
-    """(NIC_ID, IP, NETWORK_ID) of each NIC of a VM, from one.vm.info."""
-    vm = call(server.vm.info, "one.vm.info", vm_id)
+def _summary(vm: Any, source: str) -> VmSummary:
+    """A pyone VM (full or, from the pool, short: both carry UID, GID and each NIC's id and IP)."""
+    field = f"VM[ID={getattr(vm, 'ID', '?')}]"
     template = vm.TEMPLATE if isinstance(vm.TEMPLATE, Mapping) else {}
-    out = []
-    for nic in _listed(template.get("NIC")):
-        field = f"VM[ID={vm_id}]/NIC"
-        try:
-            out.append((int(nic["NIC_ID"]), nic.get("IP"),
-                        int(nic["NETWORK_ID"]) if nic.get("NETWORK_ID") not in (None, "") else None))
-        except (KeyError, TypeError, ValueError) as exc:
-            raise InputError(f"unexpected NIC in one.vm.info ({exc})", field) from None
-    return out
+    try:
+        nics = tuple((int(nic["NIC_ID"]), nic.get("IP") or None,
+                      int(nic["NETWORK_ID"]) if nic.get("NETWORK_ID") not in (None, "") else None)
+                     for nic in _listed(template.get("NIC")))
+        return VmSummary(id=int(vm.ID), uid=int(vm.UID), gid=int(vm.GID), state=int(vm.STATE),
+                         nics=nics)
+    except (AttributeError, KeyError, TypeError, ValueError) as exc:
+        raise InputError(f"unexpected VM in {source} ({exc})", field) from None
 
 
-def user_template(server: Any, vm_id: int) -> dict[str, str]:
-    vm = call(server.vm.info, "one.vm.info", vm_id)
-    return _template(vm.USER_TEMPLATE)
+def vm_info(server: Any, vm_id: int) -> VmSummary:
+    return _summary(call(server.vm.info, "one.vm.info", vm_id), "one.vm.info")
+
+
+# one.vmpool.info(filter, start, end, state): every user's VMs (-2, which needs oneadmin's
+# rights), the whole id range (-1, -1), in any state but DONE (-1).
+ALL_RESOURCES, WHOLE_RANGE, NOT_DONE = -2, (-1, -1), -1
+
+
+def vm_pool(server: Any) -> dict[int, VmSummary]:
+    """Every VM that is not DONE, by id, from one.vmpool.info."""
+    pool = call(server.vmpool.info, "one.vmpool.info", ALL_RESOURCES, *WHOLE_RANGE, NOT_DONE)
+    vms = [_summary(vm, "one.vmpool.info") for vm in _listed(getattr(pool, "VM", None))]
+    return {vm.id: vm for vm in vms if vm.state != VmSummary.DONE}
 
 
 def set_user_attributes(server: Any, vm_id: int, attributes: Mapping[str, str | None]) -> None:
-    """Merge attributes into the USER_TEMPLATE; None removes one (which needs the replace mode)."""
-    if all(v is not None for v in attributes.values()):
-        text = "\n".join(f"{k}={values.template_value(v)}" for k, v in attributes.items()
-                         if v is not None)
-        call(server.vm.update, "one.vm.update", vm_id, text, 1)
-        return
-    current = user_template(server, vm_id)
-    for key, value in attributes.items():
-        if value is None:
-            current.pop(key, None)
-        else:
-            current[key] = value
-    text = "\n".join(f"{k}={values.template_value(v)}" for k, v in current.items())
-    call(server.vm.update, "one.vm.update", vm_id, text, 0)
+    """Merge (one.vm.update type 1) these attributes into the USER_TEMPLATE; None removes one.
+
+    oned's merge (Template::merge) replaces only the attributes it is given and drops
+    an empty vector, so `NAME=[]` deletes NAME (OpenNebula 5.6 and later, F #5461) and
+    every other attribute, vectors and repeats included, stays exactly as it was. A
+    replace (type 0) would rewrite the whole template from a copy read earlier.
+    """
+    text = "\n".join(f"{k}={values.template_value(v) if v is not None else '[]'}"
+                     for k, v in attributes.items())
+    call(server.vm.update, "one.vm.update", vm_id, text, 1)

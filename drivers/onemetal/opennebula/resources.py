@@ -59,6 +59,18 @@ def host_pool(root: "etree._Element") -> tuple[Host, ...]:
 
 
 @dataclass(frozen=True)
+class VmSummary:
+    """What the NAT needs of a VM from one.vm.info or one.vmpool.info: owner and NICs."""
+    id: int
+    uid: int
+    gid: int
+    state: int
+    nics: tuple[tuple[int, str | None, int | None], ...]  # (NIC_ID, IP, NETWORK_ID)
+
+    DONE = 6  # VM_STATE DONE (include/VirtualMachine.h)
+
+
+@dataclass(frozen=True)
 class Datastore:
     id: int
     name: str
