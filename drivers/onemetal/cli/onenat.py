@@ -322,9 +322,20 @@ def plan() -> None:
 
 @main.command()
 def sync() -> None:
-    """Make the VMs' marks and the gateway match the store (after a reboot, a flushed table,
-    a failed hook)."""
-    _sync()
+    """Release the mappings of VMs (or NICs) that are gone, then make the VMs' marks and the
+    gateway match the store (after a reboot, a flushed table, a lost or failed hook)."""
+    from onemetal.nat import live
+
+    code = 0
+    try:
+        for line in live.reconcile(_store(), _api()):
+            click.echo(line)
+    except OneMetalError as exc:
+        click.echo(f"onenat: mappings not checked against the VMs: {exc}", err=True)
+        code = 1
+    code = follow_up() or code
+    if code:
+        sys.exit(code)
 
 
 @main.command()
