@@ -13,6 +13,7 @@ import pytest
 
 from onemetal.errors import OneMetalError
 from onemetal.nat.model import Address, Forward, Mapping, NatState, Vnet
+from onemetal.nat.filters import pool_addresses, subnets
 from onemetal.nat.render import compare, desired, map_size, read_back, render, settled_read
 
 STATE = NatState(
@@ -24,47 +25,79 @@ STATE = NatState(
 
 CAPTURED = (
     '{"nftables": [{"metainfo": {"version": "1.0.6", "release_name": "Lester Gooch #5", '
-    '"json_schema_version": 1}}, {"table": {"family": "ip", "name": "onemetal", "handle": 2}}, '
+    '"json_schema_version": 1}}, {"table": {"family": "ip", "name": "onemetal", "handle": 3}}, '
     '{"map": {"family": "ip", "name": "eip_to_vm", "table": "onemetal", "type": "ipv4_addr", '
-    '"handle": 4, "map": "ipv4_addr", "size": 1024, "elem": [["10.0.0.42", "192.168.0.5"], '
-    '["10.0.0.43", "192.168.0.6"]]}}, {"map": {"family": "ip", "name": "vm_to_eip", '
-    '"table": "onemetal", "type": "ipv4_addr", "handle": 5, "map": "ipv4_addr", "size": 1024, '
-    '"elem": [["192.168.0.5", "10.0.0.42"], ["192.168.0.6", "10.0.0.43"]]}}, '
-    '{"map": {"family": "ip", "name": "forwards", "table": "onemetal", "type": ["ipv4_addr", '
-    '"inet_proto", "inet_service"], "handle": 6, "map": "ipv4_addr . inet_service", "size": 1024, '
-    '"elem": [[{"concat": ["10.0.0.41", "tcp", 8080]}, {"concat": ["192.168.0.7", 5007]}]]}}, '
-    '{"chain": {"family": "ip", "table": "onemetal", "name": "prerouting", "handle": 1, '
-    '"type": "nat", "hook": "prerouting", "prio": -100, "policy": "accept"}}, '
-    '{"chain": {"family": "ip", "table": "onemetal", "name": "output", "handle": 2, "type": "nat", '
-    '"hook": "output", "prio": -100, "policy": "accept"}}, {"chain": {"family": "ip", '
-    '"table": "onemetal", "name": "postrouting", "handle": 3, "type": "nat", '
-    '"hook": "postrouting", "prio": 100, "policy": "accept"}}, {"rule": {"family": "ip", '
-    '"table": "onemetal", "chain": "prerouting", "handle": 7, "expr": [{"dnat": {"family": "ip", '
-    '"addr": {"map": {"key": {"concat": [{"payload": {"protocol": "ip", "field": "daddr"}}, '
-    '{"meta": {"key": "l4proto"}}, {"payload": {"protocol": "th", "field": "dport"}}]}, '
-    '"data": "@forwards"}}}}]}}, {"rule": {"family": "ip", "table": "onemetal", '
-    '"chain": "prerouting", "handle": 8, '
-    '"expr": [{"dnat": {"addr": {"map": {"key": {"payload": {"protocol": "ip", "field": "daddr"}}, '
-    '"data": "@eip_to_vm"}}}}]}}, {"rule": {"family": "ip", "table": "onemetal", '
-    '"chain": "output", "handle": 9, "expr": [{"dnat": {"family": "ip", '
-    '"addr": {"map": {"key": {"concat": [{"payload": {"protocol": "ip", "field": "daddr"}}, '
-    '{"meta": {"key": "l4proto"}}, {"payload": {"protocol": "th", "field": "dport"}}]}, '
-    '"data": "@forwards"}}}}]}}, {"rule": {"family": "ip", "table": "onemetal", "chain": "output", '
-    '"handle": 10, "expr": [{"dnat": {"addr": {"map": {"key": {"payload": {"protocol": "ip", '
-    '"field": "daddr"}}, "data": "@eip_to_vm"}}}}]}}, {"rule": {"family": "ip", '
-    '"table": "onemetal", "chain": "postrouting", "handle": 11, "expr": [{"match": {"op": "==", '
-    '"left": {"payload": {"protocol": "ip", "field": "saddr"}}, '
-    '"right": {"prefix": {"addr": "192.168.0.0", "len": 24}}}}, {"match": {"op": "!=", '
-    '"left": {"payload": {"protocol": "ip", "field": "daddr"}}, '
-    '"right": {"prefix": {"addr": "192.168.0.0", "len": 24}}}}, '
-    '{"snat": {"addr": {"map": {"key": {"payload": {"protocol": "ip", "field": "saddr"}}, '
-    '"data": "@vm_to_eip"}}}}]}}, {"rule": {"family": "ip", "table": "onemetal", '
-    '"chain": "postrouting", "handle": 12, "expr": [{"match": {"op": "==", '
-    '"left": {"payload": {"protocol": "ip", "field": "saddr"}}, '
-    '"right": {"prefix": {"addr": "192.168.0.0", "len": 24}}}}, {"match": {"op": "!=", '
-    '"left": {"payload": {"protocol": "ip", "field": "daddr"}}, '
-    '"right": {"prefix": {"addr": "192.168.0.0", "len": 24}}}}, '
-    '{"snat": {"addr": "10.0.0.41"}}]}}]}'
+    '"handle": 7, "map": "ipv4_addr", "size": 1024, "elem": [["10.0.0.42", "192.168.0.5"], '
+    '["10.0.0.43", "192.168.0.6"]]}}, {"map": {"family": "ip", "name": "vm_to_eip", "table": '
+    '"onemetal", "type": "ipv4_addr", "handle": 8, "map": "ipv4_addr", "size": 1024, "elem": '
+    '[["192.168.0.5", "10.0.0.42"], ["192.168.0.6", "10.0.0.43"]]}}, {"map": {"family": "ip", '
+    '"name": "forwards", "table": "onemetal", "type": ["ipv4_addr", "inet_proto", '
+    '"inet_service"], "handle": 9, "map": "ipv4_addr . inet_service", "size": 1024, "elem": '
+    '[[{"concat": ["10.0.0.41", "tcp", 8080]}, {"concat": ["192.168.0.7", 5007]}]]}}, {"set": '
+    '{"family": "ip", "name": "pool", "table": "onemetal", "type": "ipv4_addr", "handle": 10, '
+    '"size": 1024, "elem": ["10.0.0.42", "10.0.0.43"]}}, {"set": {"family": "ip", "name": '
+    '"subnets", "table": "onemetal", "type": "ipv4_addr", "handle": 11, "flags": ["interval"], '
+    '"elem": [{"prefix": {"addr": "192.168.0.0", "len": 24}}]}}, {"chain": {"family": "ip", '
+    '"table": "onemetal", "name": "prerouting", "handle": 1, "type": "nat", "hook": '
+    '"prerouting", "prio": -100, "policy": "accept"}}, {"chain": {"family": "ip", "table": '
+    '"onemetal", "name": "output", "handle": 2, "type": "nat", "hook": "output", "prio": -100, '
+    '"policy": "accept"}}, {"chain": {"family": "ip", "table": "onemetal", "name": '
+    '"postrouting", "handle": 3, "type": "nat", "hook": "postrouting", "prio": 100, "policy": '
+    '"accept"}}, {"chain": {"family": "ip", "table": "onemetal", "name": "rpfilter", "handle": '
+    '4, "type": "filter", "hook": "prerouting", "prio": -150, "policy": "accept"}}, {"chain": '
+    '{"family": "ip", "table": "onemetal", "name": "input", "handle": 5, "type": "filter", '
+    '"hook": "input", "prio": 0, "policy": "accept"}}, {"chain": {"family": "ip", "table": '
+    '"onemetal", "name": "forward", "handle": 6, "type": "filter", "hook": "forward", "prio": 0, '
+    '"policy": "drop"}}, {"rule": {"family": "ip", "table": "onemetal", "chain": "prerouting", '
+    '"handle": 12, "expr": [{"dnat": {"family": "ip", "addr": {"map": {"key": {"concat": '
+    '[{"payload": {"protocol": "ip", "field": "daddr"}}, {"meta": {"key": "l4proto"}}, '
+    '{"payload": {"protocol": "th", "field": "dport"}}]}, "data": "@forwards"}}}}]}}, {"rule": '
+    '{"family": "ip", "table": "onemetal", "chain": "prerouting", "handle": 13, "expr": '
+    '[{"dnat": {"addr": {"map": {"key": {"payload": {"protocol": "ip", "field": "daddr"}}, '
+    '"data": "@eip_to_vm"}}}}]}}, {"rule": {"family": "ip", "table": "onemetal", "chain": '
+    '"output", "handle": 14, "expr": [{"dnat": {"family": "ip", "addr": {"map": {"key": '
+    '{"concat": [{"payload": {"protocol": "ip", "field": "daddr"}}, {"meta": {"key": '
+    '"l4proto"}}, {"payload": {"protocol": "th", "field": "dport"}}]}, "data": '
+    '"@forwards"}}}}]}}, {"rule": {"family": "ip", "table": "onemetal", "chain": "output", '
+    '"handle": 15, "expr": [{"dnat": {"addr": {"map": {"key": {"payload": {"protocol": "ip", '
+    '"field": "daddr"}}, "data": "@eip_to_vm"}}}}]}}, {"rule": {"family": "ip", "table": '
+    '"onemetal", "chain": "postrouting", "handle": 16, "expr": [{"match": {"op": "==", "left": '
+    '{"payload": {"protocol": "ip", "field": "saddr"}}, "right": {"prefix": {"addr": '
+    '"192.168.0.0", "len": 24}}}}, {"match": {"op": "!=", "left": {"payload": {"protocol": "ip", '
+    '"field": "daddr"}}, "right": {"prefix": {"addr": "192.168.0.0", "len": 24}}}}, {"snat": '
+    '{"addr": {"map": {"key": {"payload": {"protocol": "ip", "field": "saddr"}}, "data": '
+    '"@vm_to_eip"}}}}]}}, {"rule": {"family": "ip", "table": "onemetal", "chain": "postrouting", '
+    '"handle": 17, "expr": [{"match": {"op": "==", "left": {"payload": {"protocol": "ip", '
+    '"field": "saddr"}}, "right": {"prefix": {"addr": "192.168.0.0", "len": 24}}}}, {"match": '
+    '{"op": "!=", "left": {"payload": {"protocol": "ip", "field": "daddr"}}, "right": {"prefix": '
+    '{"addr": "192.168.0.0", "len": 24}}}}, {"snat": {"addr": "10.0.0.41"}}]}}, {"rule": '
+    '{"family": "ip", "table": "onemetal", "chain": "rpfilter", "handle": 18, "expr": [{"match": '
+    '{"op": "==", "left": {"meta": {"key": "iifname"}}, "right": "onegw*"}}, {"match": {"op": '
+    '"==", "left": {"fib": {"result": "oif", "flags": ["saddr", "iif"]}}, "right": false}}, '
+    '{"drop": null}]}}, {"rule": {"family": "ip", "table": "onemetal", "chain": "input", '
+    '"handle": 19, "expr": [{"match": {"op": "==", "left": {"payload": {"protocol": "ip", '
+    '"field": "daddr"}}, "right": "@pool"}}, {"reject": {"type": "tcp reset"}}]}}, {"rule": '
+    '{"family": "ip", "table": "onemetal", "chain": "input", "handle": 20, "expr": [{"match": '
+    '{"op": "==", "left": {"payload": {"protocol": "ip", "field": "daddr"}}, "right": "@pool"}}, '
+    '{"drop": null}]}}, {"rule": {"family": "ip", "table": "onemetal", "chain": "input", '
+    '"handle": 21, "expr": [{"match": {"op": "==", "left": {"meta": {"key": "iifname"}}, '
+    '"right": "onegw*"}}, {"match": {"op": "in", "left": {"ct": {"key": "state"}}, "right": '
+    '["established", "related"]}}, {"accept": null}]}}, {"rule": {"family": "ip", "table": '
+    '"onemetal", "chain": "input", "handle": 22, "expr": [{"match": {"op": "==", "left": '
+    '{"meta": {"key": "iifname"}}, "right": "onegw*"}}, {"match": {"op": "==", "left": '
+    '{"payload": {"protocol": "icmp", "field": "type"}}, "right": "echo-request"}}, {"accept": '
+    'null}]}}, {"rule": {"family": "ip", "table": "onemetal", "chain": "input", "handle": 23, '
+    '"expr": [{"match": {"op": "==", "left": {"meta": {"key": "iifname"}}, "right": "onegw*"}}, '
+    '{"drop": null}]}}, {"rule": {"family": "ip", "table": "onemetal", "chain": "forward", '
+    '"handle": 24, "expr": [{"match": {"op": "in", "left": {"ct": {"key": "state"}}, "right": '
+    '["established", "related"]}}, {"accept": null}]}}, {"rule": {"family": "ip", "table": '
+    '"onemetal", "chain": "forward", "handle": 25, "expr": [{"match": {"op": "in", "left": '
+    '{"ct": {"key": "status"}}, "right": "dnat"}}, {"accept": null}]}}, {"rule": {"family": '
+    '"ip", "table": "onemetal", "chain": "forward", "handle": 26, "expr": [{"match": {"op": '
+    '"==", "left": {"meta": {"key": "iifname"}}, "right": "onegw*"}}, {"match": {"op": "==", '
+    '"left": {"payload": {"protocol": "ip", "field": "saddr"}}, "right": "@subnets"}}, {"match": '
+    '{"op": "!=", "left": {"payload": {"protocol": "ip", "field": "daddr"}}, "right": '
+    '"@subnets"}}, {"accept": null}]}}]}'
 )
 
 
@@ -102,7 +135,7 @@ def test_captured_listing_reads_back_as_the_rendered_table():
 
 def test_rendered_file_declares_sized_maps_and_the_rules_it_compares():
     text = render(STATE)
-    assert text.count("\t\tsize 1024\n") == 3
+    assert text.count("\t\tsize 1024\n") == 4  # three maps and the set pool
     for chain in desired(STATE).chains:
         written = [r.text for r in chain.rules]
         assert written and all(f"\t\t{line}\n" in text for line in written)
@@ -207,3 +240,48 @@ def test_settled_read_gives_up_after_five_reads_that_never_agree():
     with pytest.raises(OneMetalError, match="did not list the same twice in a row in 5 reads"):
         settled_read(read, sleep=pauses.append)
     assert len(pauses) == 4
+
+
+def test_a_deleted_filter_rule_and_an_opened_forward_policy_are_differences():
+    def opened(items: list) -> None:
+        item(items, "chain", "forward")["policy"] = "accept"
+    assert differences(drop_rules("input", (2,))) == [
+        "chain input: rule 2 missing: ip daddr @pool drop"]
+    assert differences(opened) == [
+        "chain forward: type filter hook forward priority 0; policy accept; "
+        "(want type filter hook forward priority 0; policy drop;)"]
+
+
+def test_set_elements_and_declarations_are_differences():
+    def change(items: list) -> None:
+        item(items, "set", "pool")["elem"].remove("10.0.0.43")
+        item(items, "set", "subnets")["elem"].append("10.9.9.9")
+        items.remove({"set": item(items, "set", "subnets")})
+    assert differences(change) == ["set subnets: missing", "+ pool 10.0.0.43",
+                                   "+ subnets 192.168.0.0/24"]
+
+    def resized(items: list) -> None:
+        item(items, "set", "pool")["size"] = 4
+        item(items, "set", "subnets")["elem"].append("10.9.9.9")
+    assert differences(resized) == [
+        "set pool: type ipv4_addr size 4 (want type ipv4_addr size 1024)",
+        "- subnets 10.9.9.9/32"]
+
+
+def test_pool_leaves_out_the_snat_address_and_subnets_merge_what_touches():
+    state = NatState(
+        (Vnet(0, "192.168.0.0/24", "192.168.0.1", "10.0.0.41", 100),
+         Vnet(1, "192.168.1.0/24", "192.168.1.1", "10.0.0.41", 101),
+         Vnet(2, "10.8.0.0/16", "10.8.0.1", "10.0.0.41", 102),
+         Vnet(3, "10.8.4.0/24", "10.8.4.1", "10.0.0.41", 103)),
+        (Address("3.3.3.1", "10.0.0.41", "aws"), Address("3.3.3.2", "10.0.0.42", "aws")), (), ())
+    assert pool_addresses(state) == {"10.0.0.42"}
+    assert subnets(state) == {"192.168.0.0/23", "10.8.0.0/16"}
+    assert "elements = { 10.8.0.0/16, 192.168.0.0/23 }" in render(state)
+
+
+def test_every_filter_chain_is_rendered_with_its_hook_and_policy():
+    heads = {c.name: c.head() for c in desired(STATE).chains if c.type == "filter"}
+    assert heads == {"rpfilter": "type filter hook prerouting priority -150; policy accept;",
+                     "input": "type filter hook input priority 0; policy accept;",
+                     "forward": "type filter hook forward priority 0; policy drop;"}

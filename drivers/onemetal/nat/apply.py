@@ -21,6 +21,7 @@ import json
 from typing import Sequence, TextIO
 
 from onemetal.errors import InputError, OneMetalError
+from onemetal.nat.filters import GATEWAY_PORT_PREFIX
 from onemetal.nat.model import Address, Forward, Mapping, NatState, Vnet, ipv4
 from onemetal.nat.render import TableContent, compare, desired, render, settled_read
 from onemetal.net.bridge import Request, VmPortSpec, converge
@@ -52,7 +53,7 @@ def parse_state(text: str) -> tuple[NatState, str]:
 
 
 def gateway_port(vnet: Vnet) -> str:
-    return f"onegw{vnet.vnet_id}"
+    return f"{GATEWAY_PORT_PREFIX}{vnet.vnet_id}"
 
 
 def gateway_mac(vnet: Vnet) -> str:

@@ -4,11 +4,11 @@ Maps, not one rule per Elastic IP, so a packet costs the same with 1 or 100,000
 mappings: eip_to_vm (DNAT of a secondary address to its VM), vm_to_eip (SNAT of a
 mapped VM to its own address), forwards ((address, protocol, port) -> (VM, port)).
 Chains: prerouting at dstnat and output (host-originated traffic) for DNAT,
-postrouting at srcnat for SNAT. The file replaces the table in one transaction
+postrouting at srcnat for SNAT, and the filters of nat/filters.py with their sets
+`pool` and `subnets`. The file replaces the table in one transaction
 (`table ...` + `delete table ...` + the table) so no packet sees half of it.
 
-Rendering, reading back and comparing are pure; `settled_read` is the one function
-that waits (between the reads it is given).
+Rendering and comparing are pure; reading back is nat/readback.py.
 
 >>> from onemetal.nat.model import NatState
 >>> print(render(NatState((), (), (), ())).splitlines()[2])
@@ -17,64 +17,24 @@ table ip onemetal {
 
 from __future__ import annotations
 
-import json
-import time
-from dataclasses import dataclass, field
 from difflib import SequenceMatcher
-from typing import Any, Callable, TypeVar
+from typing import TypeVar
 
-from onemetal.errors import OneMetalError
+from onemetal.nat import filters
 from onemetal.nat.model import NatState
+from onemetal.nat.nftjson import (ELEMENTS, Chain, MapHead, Rule, TableContent, lookup, match,
+                                  payload, rule)
+from onemetal.nat.readback import read_back, settled_read
+
+__all__ = ["TableContent", "compare", "desired", "map_size", "read_back", "render",
+           "settled_read"]
 
 TABLE = "onemetal"
 MAP_TYPES = {"eip_to_vm": "ipv4_addr : ipv4_addr", "vm_to_eip": "ipv4_addr : ipv4_addr",
              "forwards": "ipv4_addr . inet_proto . inet_service : ipv4_addr . inet_service"}
+POOL_TYPE = "ipv4_addr"
+SUBNETS_TYPE = "ipv4_addr flags interval"
 MIN_MAP_SIZE = 1024
-READS = 5           # at most this many reads to find two that agree
-READ_PAUSE = 0.2    # seconds between two reads
-
-
-@dataclass(frozen=True)
-class Rule:
-    """A rule as nft -j lists its expression (canonical JSON); equal on the expression alone.
-    `text` is what render writes (empty for a rule read back)."""
-    expr: str
-    text: str = field(default="", compare=False)
-
-
-@dataclass(frozen=True)
-class Chain:
-    name: str
-    type: str | None
-    hook: str | None
-    prio: int | None
-    policy: str | None
-    rules: tuple[Rule, ...]
-
-    def head(self) -> str:
-        if self.hook is None:
-            return "no hook"
-        return f"type {self.type} hook {self.hook} priority {self.prio}; policy {self.policy};"
-
-
-@dataclass(frozen=True)
-class MapHead:
-    name: str
-    type: str
-    size: int | None
-
-
-@dataclass(frozen=True)
-class TableContent:
-    """What a rendered or read-back table holds, in a form both sides compare equal on."""
-    eip_to_vm: frozenset[tuple[str, str]]
-    vm_to_eip: frozenset[tuple[str, str]]
-    forwards: frozenset[tuple[str, str, int, str, int]]
-    maps: frozenset[MapHead] = frozenset()
-    chains: frozenset[Chain] = frozenset()
-    present: bool = True
-    # Elements a read listed more than once: the read caught the kernel changing the map.
-    duplicates: int = field(default=0, compare=False)
 
 
 def map_size(count: int) -> int:
@@ -88,45 +48,23 @@ def map_size(count: int) -> int:
     return max(MIN_MAP_SIZE, 1 << (count + (count + 3) // 4 - 1).bit_length())
 
 
-def _canonical(statements: list[Any]) -> str:
-    """A rule's expression, keyed and spaced one way. nft names a NAT statement's family
-    only where it needs it (1.0.6: with a concatenated key); the table's is the only one."""
-    def statement(s: dict[str, Any]) -> dict[str, Any]:
-        return {k: ({a: b for a, b in v.items() if a != "family"} if k in ("dnat", "snat")
-                    and isinstance(v, dict) else v) for k, v in s.items()}
-    return json.dumps([statement(s) for s in statements], sort_keys=True, separators=(",", ":"))
-
-
-def _rule(text: str, *statements: dict[str, Any]) -> Rule:
-    return Rule(_canonical(list(statements)), text)
-
-
-def _payload(protocol: str, name: str) -> dict[str, Any]:
-    return {"payload": {"protocol": protocol, "field": name}}
-
-
-def _lookup(key: dict[str, Any], name: str) -> dict[str, Any]:
-    return {"map": {"key": key, "data": f"@{name}"}}
-
-
-_FORWARD_KEY = {"concat": [_payload("ip", "daddr"), {"meta": {"key": "l4proto"}},
-                           _payload("th", "dport")]}
-_DNAT = (_rule("dnat ip to ip daddr . meta l4proto . th dport map @forwards",
-               {"dnat": {"addr": _lookup(_FORWARD_KEY, "forwards")}}),
-         _rule("dnat ip to ip daddr map @eip_to_vm",
-               {"dnat": {"addr": _lookup(_payload("ip", "daddr"), "eip_to_vm")}}))
+_FORWARD_KEY = {"concat": [payload("ip", "daddr"), {"meta": {"key": "l4proto"}},
+                           payload("th", "dport")]}
+_DNAT = (rule("dnat ip to ip daddr . meta l4proto . th dport map @forwards",
+               {"dnat": {"addr": lookup(_FORWARD_KEY, "forwards")}}),
+         rule("dnat ip to ip daddr map @eip_to_vm",
+               {"dnat": {"addr": lookup(payload("ip", "daddr"), "eip_to_vm")}}))
 
 
 def _snat_rules(cidr: str, snat_ip: str) -> tuple[Rule, Rule]:
     """A mapped VM leaves from its own EIP's address; every other VM from the vnet's."""
     address, length = cidr.split("/")
     prefix = {"prefix": {"addr": address, "len": int(length)}}
-    outside = ({"match": {"op": "==", "left": _payload("ip", "saddr"), "right": prefix}},
-               {"match": {"op": "!=", "left": _payload("ip", "daddr"), "right": prefix}})
+    outside = (match(payload("ip", "saddr"), prefix), match(payload("ip", "daddr"), prefix, "!="))
     text = f"ip saddr {cidr} ip daddr != {cidr}"
-    return (_rule(f"{text} snat ip to ip saddr map @vm_to_eip", *outside,
-                  {"snat": {"addr": _lookup(_payload("ip", "saddr"), "vm_to_eip")}}),
-            _rule(f"{text} snat ip to {snat_ip}", *outside, {"snat": {"addr": snat_ip}}))
+    return (rule(f"{text} snat ip to ip saddr map @vm_to_eip", *outside,
+                  {"snat": {"addr": lookup(payload("ip", "saddr"), "vm_to_eip")}}),
+            rule(f"{text} snat ip to {snat_ip}", *outside, {"snat": {"addr": snat_ip}}))
 
 
 def _chains(state: NatState) -> tuple[Chain, ...]:
@@ -135,27 +73,41 @@ def _chains(state: NatState) -> tuple[Chain, ...]:
     snat = tuple(r for v in sorted(state.vnets) for r in _snat_rules(v.subnet, v.snat_ip))
     return (Chain("prerouting", "nat", "prerouting", -100, "accept", _DNAT),
             Chain("output", "nat", "output", -100, "accept", _DNAT),
-            Chain("postrouting", "nat", "postrouting", 100, "accept", snat))
+            Chain("postrouting", "nat", "postrouting", 100, "accept", snat),
+            *filters.filter_chains())
 
 
 def desired(state: NatState) -> TableContent:
     forwards = frozenset((f.private_ip, f.protocol, f.port, f.vm_ip, f.vm_port)
                          for f in state.forwards)
+    pool = filters.pool_addresses(state)
     counts = {"eip_to_vm": len(state.mappings), "vm_to_eip": len(state.mappings),
               "forwards": len(forwards)}
+    # An interval set does not resize like a hash: it needs no size.
+    sets = (MapHead("pool", POOL_TYPE, map_size(len(pool)), "set"),
+            MapHead("subnets", SUBNETS_TYPE, None, "set"))
     return TableContent(
         eip_to_vm=frozenset((m.private_ip, m.vm_ip) for m in state.mappings),
         vm_to_eip=frozenset((m.vm_ip, m.private_ip) for m in state.mappings),
         forwards=forwards,
-        maps=frozenset(MapHead(n, MAP_TYPES[n], map_size(c)) for n, c in counts.items()),
-        chains=frozenset(_chains(state)))
+        maps=frozenset((*(MapHead(n, MAP_TYPES[n], map_size(c)) for n, c in counts.items()),
+                        *sets)),
+        chains=frozenset(_chains(state)), pool=pool, subnets=filters.subnets(state))
 
 
 def _element_texts(want: TableContent) -> dict[str, list[str]]:
     return {"eip_to_vm": [f"{a} : {b}" for a, b in sorted(want.eip_to_vm)],
             "vm_to_eip": [f"{a} : {b}" for a, b in sorted(want.vm_to_eip)],
             "forwards": [f"{a} . {p} . {port} : {ip} . {vport}"
-                         for a, p, port, ip, vport in sorted(want.forwards)]}
+                         for a, p, port, ip, vport in sorted(want.forwards)],
+            "pool": sorted(want.pool), "subnets": sorted(want.subnets)}
+
+
+def _declaration(head: MapHead, items: list[str]) -> list[str]:
+    kind_type, *flags = head.type.split(" flags ")
+    return [f"\t{head.kind} {head.name} {{", f"\t\ttype {kind_type}",
+            *(f"\t\tflags {f}" for f in flags), *([f"\t\tsize {head.size}"] if head.size else []),
+            *([f"\t\telements = {{ {', '.join(items)} }}"] if items else []), "\t}"]
 
 
 def render(state: NatState) -> str:
@@ -163,72 +115,12 @@ def render(state: NatState) -> str:
     heads = {m.name: m for m in want.maps}
     lines = [f"table ip {TABLE} {{}}", f"delete table ip {TABLE}", f"table ip {TABLE} {{"]
     for name, items in _element_texts(want).items():
-        head = heads[name]
-        lines += [f"\tmap {name} {{", f"\t\ttype {head.type}", f"\t\tsize {head.size}",
-                  *([f"\t\telements = {{ {', '.join(items)} }}"] if items else []), "\t}"]
+        lines += _declaration(heads[name], items)
     for chain in _chains(state):
         lines += [f"\tchain {chain.name} {{", f"\t\t{chain.head()}",
                   *(f"\t\t{r.text}" for r in chain.rules), "\t}"]
     lines.append("}")
     return "\n".join(lines) + "\n"
-
-
-def _addr(value: object) -> str:
-    return value if isinstance(value, str) else json.dumps(value)
-
-
-def _type(value: object) -> str:
-    return " . ".join(value) if isinstance(value, list) else str(value)
-
-
-def _forward(element: list[Any]) -> tuple[str, str, int, str, int]:
-    (address, proto, port), (vm_ip, vm_port) = element[0]["concat"], element[1]["concat"]
-    return address, proto, int(port), vm_ip, int(vm_port)
-
-
-def read_back(nft_json: str) -> TableContent:
-    """`nft -j list table ip onemetal` as TableContent (absent table: present=False)."""
-    if not nft_json.strip():
-        return TableContent(frozenset(), frozenset(), frozenset(), present=False)
-    items = json.loads(nft_json)["nftables"]
-    maps = {i["map"]["name"]: i["map"] for i in items if "map" in i}
-    rules: dict[str, list[Rule]] = {}
-    for rule in (i["rule"] for i in items if "rule" in i):  # listed in the chain's order
-        rules.setdefault(rule["chain"], []).append(Rule(_canonical(rule["expr"])))
-    chains = frozenset(Chain(c["name"], c.get("type"), c.get("hook"), c.get("prio"),
-                             c.get("policy"), tuple(rules.get(c["name"], ())))
-                       for c in (i["chain"] for i in items if "chain" in i))
-    elements = {name: maps.get(name, {}).get("elem", []) for name in MAP_TYPES}
-    pairs = {name: [(_addr(k), _addr(v)) for k, v in elements[name]]
-             for name in ("eip_to_vm", "vm_to_eip")}
-    forwards = [_forward(e) for e in elements["forwards"]]
-    listed = [*pairs.values(), forwards]
-    return TableContent(
-        frozenset(pairs["eip_to_vm"]), frozenset(pairs["vm_to_eip"]), frozenset(forwards),
-        maps=frozenset(MapHead(n, f"{_type(m['type'])} : {_type(m['map'])}", m.get("size"))
-                       for n, m in maps.items()),
-        chains=chains, duplicates=sum(len(e) - len(set(e)) for e in listed))
-
-
-def settled_read(read: Callable[[], str], reads: int = READS, pause: float = READ_PAUSE,
-                 sleep: Callable[[float], None] = time.sleep) -> tuple[TableContent, int]:
-    """The table as two consecutive reads list it the same, and how many reads that took.
-
-    Right after a big load the kernel may still be changing a map's hash, and a read then
-    lists elements twice or misses some; a second read a moment later is right. Two equal
-    listings without a duplicate element are taken as settled; at most `reads` reads."""
-    last: str | None = None
-    for count in range(1, reads + 1):
-        if count > 1:
-            sleep(pause)
-        text = read()
-        if text == last:
-            content = read_back(text)
-            if not content.duplicates:
-                return content, count
-        last = text
-    raise OneMetalError(f"the table did not list the same twice in a row in {reads} reads",
-                        "nft")
 
 
 def _rule_lines(want: tuple[Rule, ...], have: tuple[Rule, ...]) -> list[str]:
@@ -265,9 +157,17 @@ def _chain_lines(want: frozenset[Chain], have: frozenset[Chain]) -> list[str]:
 
 
 def _map_lines(want: frozenset[MapHead], have: frozenset[MapHead]) -> list[str]:
-    out, both = _by_name("map", want, have)
-    return out + [f"map {w.name}: type {h.type} size {h.size} (want type {w.type} size {w.size})"
-                  for w, h in both if w != h]
+    out = []
+    for kind in ("map", "set"):
+        lines, both = _by_name(kind, frozenset(x for x in want if x.kind == kind),
+                               frozenset(x for x in have if x.kind == kind))
+        out += lines + [f"{kind} {w.name}: type {h.type} size {h.size} "
+                        f"(want type {w.type} size {w.size})" for w, h in both if w != h]
+    return out
+
+
+def _words(element: object) -> str:
+    return " ".join(map(str, element)) if isinstance(element, tuple) else str(element)
 
 
 def compare(want: TableContent, have: TableContent) -> list[str]:
@@ -275,8 +175,8 @@ def compare(want: TableContent, have: TableContent) -> list[str]:
     if not have.present:
         return [f"+ table ip {TABLE} (absent on the gateway)"]
     out = _map_lines(want.maps, have.maps)
-    for name in ("eip_to_vm", "vm_to_eip", "forwards"):
+    for name in ELEMENTS:
         w, h = getattr(want, name), getattr(have, name)
-        out += [f"+ {name} {' '.join(map(str, e))}" for e in sorted(w - h)]
-        out += [f"- {name} {' '.join(map(str, e))}" for e in sorted(h - w)]
+        out += [f"+ {name} {_words(e)}" for e in sorted(w - h)]
+        out += [f"- {name} {_words(e)}" for e in sorted(h - w)]
     return out + _chain_lines(want.chains, have.chains)
