@@ -18,6 +18,7 @@ onemetal's sudoers fragment allows the address, sysctl and conntrack calls.
 from __future__ import annotations
 
 import json
+import shlex
 from typing import Sequence, TextIO
 
 from onemetal.errors import InputError, OneMetalError
@@ -139,27 +140,62 @@ def conntrack_filters(want: TableContent, have: TableContent) -> list[list[str]]
     return filters
 
 
+class ConntrackFailed(OneMetalError):
+    """conntrack -D failed for another reason than finding nothing to delete."""
+
+
+# What conntrack 1.4.7 prints, exiting 1, when no entry matched the filter: nothing to do.
+_NONE_DELETED = "0 flow entries have been deleted."
+
+
+def conntrack_delete(runner: Runner, words: list[str]) -> str:
+    """Delete the entries matching one filter; its report line (`N flow entries have been
+    deleted.`). Any failure but "none matched" fails the action naming command and stderr."""
+    argv = ["conntrack", "-D", *words]
+    result = runner.run(argv, check=False)
+    said = [line.partition("(conntrack-tools): ")[2] or line
+            for line in result.stderr.strip().splitlines()]
+    if result.returncode == 0 or (result.returncode == 1 and said[-1:] == [_NONE_DELETED]):
+        return said[-1] if said else "done"
+    # conntrack says why on its first line and "Try `conntrack -h'" on the last: keep both.
+    raise ConntrackFailed(f"`{shlex.join(argv)}` failed with exit code {result.returncode}: "
+                          f"{' '.join(said) or 'no output on stderr'}", "conntrack")
+
+
+def _forget_flows(runner: Runner, want: TableContent, have: TableContent) -> list[str]:
+    lines, failed = [], []
+    for words in conntrack_filters(want, have):
+        try:
+            lines.append(f"conntrack -D {' '.join(words)}: {conntrack_delete(runner, words)}")
+        except ConntrackFailed as exc:  # the other filters still run
+            failed.append(str(exc))
+    if failed:
+        raise OneMetalError(f"the table is applied, but {'; '.join(failed)}")
+    return lines
+
+
+def _nft(runner: Runner, state: NatState, dry_run: bool) -> list[str]:
+    want, have = desired(state), _table(runner)
+    changes = compare(want, have)
+    lines = [f"nft: {c}" for c in changes]
+    if changes and not dry_run:
+        runner.run(["nft", "-f", "-"], input=render(state))
+        after = compare(want, _table(runner))
+        if after:
+            raise OneMetalError(f"the table read back differs: {'; '.join(after)}", "nft")
+        lines += _forget_flows(runner, want, have)
+    return lines
+
+
 def entry(args: Sequence[str], stdin: TextIO) -> str:
     dry_run = "--dry-run" in args
     if [a for a in args if a != "--dry-run"]:
         raise InputError("expected no argument but --dry-run", "argv")
     state, interface = parse_state(stdin.read())
     host = NetHost.load()
-    runner = host.runner
     with host.lock():
         lines = _gateway_ports(host, state, dry_run)
         lines += _secondary_addresses(host, interface, state, dry_run)
-        lines += _forwarding(runner, dry_run)
-        want, have = desired(state), _table(runner)
-        changes = compare(want, have)
-        lines += [f"nft: {c}" for c in changes]
-        if changes and not dry_run:
-            runner.run(["nft", "-f", "-"], input=render(state))
-            after = compare(want, _table(runner))
-            if after:
-                raise OneMetalError(f"the table read back differs: {'; '.join(after)}", "nft")
-            for words in conntrack_filters(want, have):
-                result = runner.run(["conntrack", "-D", *words], check=False)
-                deleted = result.stderr.strip().splitlines()[-1:] or ["?"]
-                lines.append(f"conntrack -D {' '.join(words)}: {deleted[0]}")
+        lines += _forwarding(host.runner, dry_run)
+        lines += _nft(host.runner, state, dry_run)
     return "\n".join([f"CHANGED={'YES' if lines else 'NO'}", *lines])
