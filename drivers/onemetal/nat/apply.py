@@ -11,6 +11,7 @@ a diff against what the host has, writing only what differs:
   5. conntrack entries of mappings and forwards the table no longer has, deleted
      with filters, so an open flow to a retired mapping stops and new ones go to
      the new target.
+A push older than the last one applied is refused before any of it (nat/generation.py).
 Commands that change the host run through `sudo -n` as oneadmin (see NetHost.runner);
 onemetal's sudoers fragment allows the address, sysctl and conntrack calls.
 """
@@ -22,6 +23,7 @@ import shlex
 from typing import Sequence, TextIO
 
 from onemetal.errors import InputError, OneMetalError
+from onemetal.nat import generation
 from onemetal.nat.filters import GATEWAY_PORT_PREFIX
 from onemetal.nat.model import Address, Forward, Mapping, NatState, Vnet, ipv4
 from onemetal.nat.render import TableContent, compare, desired, render, settled_read
@@ -33,10 +35,14 @@ from onemetal.run import Runner
 LABEL = "om"
 
 
-def parse_state(text: str) -> tuple[NatState, str]:
-    """The pushed JSON, every value checked again (the host trusts no input)."""
+def parse_state(text: str) -> tuple[NatState, str, int]:
+    """The pushed JSON, every value checked again (the host trusts no input), and its
+    store generation."""
     try:
         data = json.loads(text)
+        if not isinstance(data, dict):
+            raise TypeError("not a JSON object")
+        pushed = generation.parse(data)
         state = NatState(
             vnets=tuple(Vnet.checked(v["vnet_id"], v["subnet"], v["gateway"], v["snat_ip"], v["vni"])
                         for v in data["vnets"]),
@@ -50,7 +56,7 @@ def parse_state(text: str) -> tuple[NatState, str]:
         interface = values.name(data["interface"], "interface", 15)
     except (ValueError, KeyError, TypeError) as exc:
         raise InputError(f"not the NAT state onenat sends ({exc})", "stdin") from None
-    return state, interface
+    return state, interface, pushed
 
 
 def gateway_port(vnet: Vnet) -> str:
@@ -191,9 +197,13 @@ def entry(args: Sequence[str], stdin: TextIO) -> str:
     dry_run = "--dry-run" in args
     if [a for a in args if a != "--dry-run"]:
         raise InputError("expected no argument but --dry-run", "argv")
-    state, interface = parse_state(stdin.read())
+    state, interface, pushed = parse_state(stdin.read())
     host = NetHost.load()
     with host.lock():
+        last = generation.applied(host.state_dir)
+        generation.check(pushed, last)
+        if not dry_run:
+            generation.record(host.state_dir, pushed, last)
         lines = _gateway_ports(host, state, dry_run)
         lines += _secondary_addresses(host, interface, state, dry_run)
         lines += _forwarding(host.runner, dry_run)
