@@ -11,19 +11,24 @@ import json
 from typing import Any
 
 from onemetal.config import Config, ssh_runner
-from onemetal.errors import ConfigError
+from onemetal.errors import ConfigError, OneMetalError
 from onemetal.nat.store import Store
 from onemetal.run import SshRunner
 
 
 def payload(cfg: Config, store: Store) -> str:
+    return _document(cfg, store)[0]
+
+
+def _document(cfg: Config, store: Store) -> tuple[str, int]:
+    """The JSON nat-apply reads, and the store generation it was read at."""
     state = store.state()
     data: dict[str, Any] = {name: [dataclasses.asdict(x) for x in getattr(state, name)]
                             for name in ("vnets", "addresses", "mappings", "forwards")}
     data["interface"] = cfg.nat.interface
     # Read in the same snapshot as the rest: the gateway refuses a push older than its last.
     data["generation"] = state.generation
-    return json.dumps(data, sort_keys=True)
+    return json.dumps(data, sort_keys=True), state.generation
 
 
 def ssh(cfg: Config) -> SshRunner:
@@ -32,8 +37,21 @@ def ssh(cfg: Config) -> SshRunner:
     return ssh_runner(cfg.ssh, cfg.nat.gateway)
 
 
+# A push can lose the race to a concurrent change's newer one, which the gateway then refuses
+# to undo; the store has moved on by then, so the newest state is pushed again, a few times.
+ATTEMPTS = 3
+
+
 def sync(cfg: Config, store: Store, dry_run: bool = False) -> list[str]:
     """Apply (or, dry run, show) the store on the gateway; returns its report lines."""
     args = ["--dry-run"] if dry_run else []
-    out = ssh(cfg).run_entry("nat-apply", args, input=payload(cfg, store), timeout=120)
-    return out.stdout.strip().splitlines()
+    for attempt in range(1, ATTEMPTS + 1):
+        document, generation = _document(cfg, store)
+        try:
+            out = ssh(cfg).run_entry("nat-apply", args, input=document, timeout=120)
+        except OneMetalError:
+            if store.generation == generation or attempt == ATTEMPTS:
+                raise  # nothing newer to push: the failure is the gateway's own
+            continue
+        return out.stdout.strip().splitlines()
+    raise AssertionError("unreachable")
