@@ -112,8 +112,6 @@ def test_port_ranges_filter_in_the_lab(lab):
         8000: True, 8005: True, 8010: True, 8011: False, 9000: True, 9001: False}
 
 
-@pytest.mark.xfail(strict=True, reason="pipeline._stateful ignores Filter.*_conjunctions until the "
-                   "engineer who owns net/pipeline.py renders them with conjunction_flows")
 def test_ports_over_several_networks_filter_in_the_lab(lab):
     # 4 port masks x 3 networks (192.168.0.71..76): a conjunctive match. The client is .73.
     rules = sg_rule_xml(9, "TCP", "inbound", range="7000:7002,7100,7200", ip="192.168.0.71",

@@ -39,7 +39,7 @@ from typing import Iterable, Sequence
 
 from onemetal.net.antispoof import Guard, classify_flows, mac_only
 from onemetal.net.openflow import LEARN_TABLE, LEARNED, SHARED, Flow
-from onemetal.net.secgroups import Filter
+from onemetal.net.secgroups import CONJUNCTION_PRIORITY, Conjunction, Filter, conjunction_flows
 
 CLASSIFY, NEIGHBOUR, EGRESS, EGRESS_CT, LEARN, FORWARD, INGRESS, INGRESS_CT = (
     0, 5, 10, 11, 20, 40, 60, 61)
@@ -101,8 +101,10 @@ def tunnel_flows(tunnel: TunnelPortState) -> list[Flow]:
 
 
 def _stateful(port: int, table: int, ct_table: int, key: str, done: str,
-              allowed: Iterable[str]) -> list[Flow]:
-    """One direction of a filtered port: conntrack in the port's zone, then the whitelist."""
+              allowed: Iterable[str], conjunctions: Sequence[Conjunction] = ()) -> list[Flow]:
+    """One direction of a filtered port: conntrack in the port's zone, then the whitelist:
+    plain matches, and ports x networks as conjunctions (ports + networks flows, not their
+    product), below the plain flows since a clause match may repeat a plain one."""
     flows = [Flow(table, 110, f"{key},icmp6,icmp_type={t}", done, port) for t in _ND_TYPES]
     flows += [Flow(table, 100, f"{key},{family}", f"ct(table={ct_table},zone={port})", port)
               for family in ("ip", "ipv6")]
@@ -111,8 +113,10 @@ def _stateful(port: int, table: int, ct_table: int, key: str, done: str,
               Flow(ct_table, 200, f"{key},ct_state=+trk+rel", done, port),
               Flow(ct_table, 190, f"{key},ct_state=+trk+inv", "drop", port),
               Flow(ct_table, 0, key, "drop", port)]
-    flows += [Flow(ct_table, 100, f"{key},ct_state=+trk+new,{m}",
-                   f"ct(commit,zone={port}),{done}", port) for m in allowed]
+    commit = f"ct(commit,zone={port}),{done}"
+    flows += [Flow(ct_table, 100, f"{key},ct_state=+trk+new,{m}", commit, port) for m in allowed]
+    flows += [Flow(ct_table, CONJUNCTION_PRIORITY, f"{key},ct_state=+trk+new,{m}", actions, port)
+              for m, actions in conjunction_flows(conjunctions, port, commit)]
     return flows
 
 
@@ -129,5 +133,7 @@ def port_flows(port: VmPort) -> list[Flow]:
     # open direction of a filtered port still commits its connections.
     outbound = port.filter.outbound if port.filter.outbound is not None else ("ip", "ipv6")
     inbound = port.filter.inbound if port.filter.inbound is not None else ("ip", "ipv6")
-    return (flows + _stateful(p, EGRESS, EGRESS_CT, f"in_port={p}", egress_done, outbound)
-            + _stateful(p, INGRESS, INGRESS_CT, f"reg1={p}", ingress_done, inbound))
+    return (flows + _stateful(p, EGRESS, EGRESS_CT, f"in_port={p}", egress_done, outbound,
+                              port.filter.outbound_conjunctions)
+            + _stateful(p, INGRESS, INGRESS_CT, f"reg1={p}", ingress_done, inbound,
+                        port.filter.inbound_conjunctions))
