@@ -18,7 +18,7 @@ from onemetal.opennebula.values import template_value as _quote
 
 def report(host: NetHost) -> list[str]:
     mesh = host.mesh()
-    state = host.ovs.read(host.cfg.net.bridge)
+    state = host.ovs.read(host.cfg.net.bridge, status=True)  # BFD's verdict per tunnel
     tunnels = {n: i for n, i in state.interfaces.items() if tunnel_spec(i)}
     mtu = host.max_mtu(mesh)
     lines = [f"ONEMETAL_MESH_BRIDGE={_quote(host.cfg.net.bridge)}",

@@ -14,8 +14,11 @@ from typing import Any, Mapping, Sequence
 from onemetal.errors import OneMetalError
 from onemetal.run import Runner
 
+# What an action decides from: never the counters or status ovs-vswitchd keeps rewriting
+# (statistics alone is a dozen numbers per interface), which only the health probe reads.
 _IFACE_COLUMNS = ("_uuid", "name", "ofport", "type", "options", "external_ids", "mtu_request",
-                  "mtu", "bfd", "bfd_status", "statistics", "error")
+                  "bfd", "error")
+_STATUS_COLUMNS = ("bfd_status",)
 
 
 class OvsError(OneMetalError):
@@ -106,10 +109,12 @@ class OvsDb:
         return self.runner.run(["ovs-vsctl", f"--timeout={self.timeout}", *args],
                                **kwargs).stdout
 
-    def read(self, bridge: str) -> BridgeState:
+    def read(self, bridge: str, status: bool = False) -> BridgeState:
+        """One ovs-vsctl call; `status` adds the interfaces' bfd_status (the health probe)."""
+        columns = _IFACE_COLUMNS + (_STATUS_COLUMNS if status else ())
         out = self._vsctl([
             "--format=json",
-            "--", f"--columns={','.join(_IFACE_COLUMNS)}", "list", "Interface",
+            "--", f"--columns={','.join(columns)}", "list", "Interface",
             "--", "--columns=_uuid,name,interfaces", "list", "Port",
             "--", "--columns=name,ports,datapath_type,fail_mode,external_ids", "list", "Bridge"])
         lines = [line for line in out.splitlines() if line.strip()]
