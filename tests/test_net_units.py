@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import re
@@ -14,17 +15,19 @@ from lxml import etree
 from onemetal.config import NetConfig
 from onemetal.errors import ConfigError, InputError
 from onemetal.lab.samples import SampleNic, b64, host_pool_xml, nic_xml, sg_rule_xml
-from onemetal.net import pipeline
+from onemetal.net import peers, pipeline
 from onemetal.net.bridge import (BridgeState, TunnelSpec, VmPortSpec, bridge_commands,
                                  port_commands, tunnel_name)
-from onemetal.net.mtu import nic_mtu, overlay_mtu
-from onemetal.net.peers import peers_from_pool
+from onemetal.net.mesh import mtu_lines
+from onemetal.net.mtu import nic_mtu, overlay_mtu, underlay_mtu
+from onemetal.net.peers import Mesh, peers_from_pool
 from onemetal.net.secgroups import OPEN, compile_filter, port_masks, rule_matches
 from onemetal.net.sync import members, parse_host_list
 from onemetal.net.vnet import check as check_vnet
 from onemetal.opennebula.resources import Host, host_pool
 from onemetal.opennebula.vm import Nic, SecurityGroupRule
 from onemetal.reconcile import diff
+from onemetal.run import Runner
 
 REPO_REMOTES = os.path.join(REPO, "remotes", "vnm", "ovswitch_vxlan_unicast")
 
@@ -177,6 +180,36 @@ def test_peers_are_every_other_host_and_addresses_are_unique():
     clash = host_pool(etree.fromstring(host_pool_xml([(0, "a", "10.0.0.1"), (1, "b", "10.0.0.1")])))
     with pytest.raises(InputError, match="share one TUNNEL_IP"):
         peers_from_pool(clash, "a")
+
+
+def test_stored_peer_list_keeps_the_underlay_mtu_where_an_older_core_ignores_it():
+    hosts = host_pool(etree.fromstring(host_pool_xml([(0, "a", "10.0.0.1"), (1, "b", "10.0.0.2")])))
+    pool = peers_from_pool(hosts, "a")
+    recorded = Mesh(pool.local, pool.peers, 9001)
+    text = peers.render(recorded)
+    data = json.loads(text)
+    # Beside local and peers, never inside them: an older core builds Peer(**local).
+    assert set(data) == {"local", "peers", "underlay_mtu"}
+    assert set(data["local"]) == {"name", "tunnel_ip", "host_id"}
+    assert peers.parse(text) == recorded
+    legacy = peers.render(pool)  # what a host stored before the MTU was recorded
+    assert "underlay_mtu" not in json.loads(legacy) and peers.parse(legacy).underlay_mtu is None
+    assert peers.parse(None) == Mesh(None, ())
+    assert mtu_lines(None, recorded) == [] and mtu_lines(9001, recorded) == []
+    assert mtu_lines(1500, recorded) == [
+        "~ underlay MTU: 1500 -> 9001 (VM ports follow at their next action)"]
+
+
+def test_actions_take_the_configured_then_the_recorded_underlay_mtu():
+    # 192.0.2.1 (TEST-NET-1) is on no interface here: learning it would fail.
+    assert underlay_mtu(Runner(), 0, "192.0.2.1", 1500) == 1500
+    assert underlay_mtu(Runner(), 9001, "192.0.2.1", 1500) == 9001
+    with pytest.raises(InputError, match="TUNNEL_IP: no interface holds .* 192.0.2.1"):
+        underlay_mtu(Runner(), 0, "192.0.2.1", None)
+    with pytest.raises(InputError, match="^mesh: this host has no tunnel address yet"):
+        underlay_mtu(Runner(), 0, None, 1500)
+    with pytest.raises(ConfigError, match="net.underlay_mtu"):
+        underlay_mtu(Runner(), 100, "192.0.2.1", 1500)
 
 
 def test_members_resolve_missing_tunnel_addresses_and_skip_offline_hosts():

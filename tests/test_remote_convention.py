@@ -85,3 +85,15 @@ def test_a_failing_step_stops_the_action(lab3):
              Step("onemetal/call", ("describe-vm",), samples.b64(VM_XML))]
     results = ssh_stream(lab3.ssh("one-0"), steps)
     assert [r.code for r in results] == [1]
+
+
+def test_an_action_before_the_first_mesh_sync_fails_naming_it_and_changes_nothing(lab3):
+    host = lab3.host("one-0")  # no mesh-peers has run there in this module
+    assert "br-mesh" not in host.vsctl("list-br").split()
+    [step] = ssh_stream(lab3.ssh("one-0"), [Step("vnm/ovswitch_vxlan_unicast/pre", (),
+                                                 samples.b64(VM_XML))])
+    assert step.code == 1 and step.stdout == ""
+    assert error_message_6_0(step.stderr) == (
+        "mesh: this host has no tunnel address yet: run `onemetal mesh sync` on the frontend, "
+        "or set net.underlay_mtu in onemetal.conf")
+    assert "br-mesh" not in host.vsctl("list-br").split()

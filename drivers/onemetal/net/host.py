@@ -74,6 +74,14 @@ class NetHost:
         return {tunnel_name(p.tunnel_ip): TunnelSpec(p.name, p.tunnel_ip, net.vxlan_port, bfd)
                 for p in mesh.peers}
 
-    def max_mtu(self, mesh: peers.Mesh) -> int:
+    def _underlay_mtu(self, mesh: peers.Mesh, recorded: int | None) -> int:
         local_ip = mesh.local.tunnel_ip if mesh.local else None
-        return overlay_mtu(underlay_mtu(self.reader, self.cfg.net.underlay_mtu, local_ip))
+        return underlay_mtu(self.reader, self.cfg.net.underlay_mtu, local_ip, recorded)
+
+    def max_mtu(self, mesh: peers.Mesh) -> int:
+        """The overlay's MTU from what the peer list recorded: no command (docs/net.md)."""
+        return overlay_mtu(self._underlay_mtu(mesh, mesh.underlay_mtu))
+
+    def learn_underlay_mtu(self, mesh: peers.Mesh) -> int:
+        """What mesh sync records: net.underlay_mtu, else the tunnel interface's MTU, read now."""
+        return self._underlay_mtu(mesh, None)

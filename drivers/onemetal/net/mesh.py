@@ -25,16 +25,28 @@ def entry(args: Sequence[str], stdin: TextIO) -> str:
     if len(rest) != 1:
         raise InputError("expected this host's name (and optionally --dry-run)", "argv")
     me = values.name(rest[0], "argv[1] (host name)")
-    mesh = peers.peers_from_pool(host_pool(payload.read_payload(stdin.read(), "stdin",
+    pool = peers.peers_from_pool(host_pool(payload.read_payload(stdin.read(), "stdin",
                                                                  root="HOST_POOL")), me)
     host = NetHost.load()
+    # Learned here, at every sync, so that no action runs a command for it (docs/net.md).
+    mesh = peers.Mesh(pool.local, pool.peers, host.learn_underlay_mtu(pool))
     with host.lock():
         files = peers.state(host.state_dir)
-        stored = diff("peers", {peers.PEERS_FILE: peers.render(mesh)}, files.read())
+        have = files.read()
+        stored = diff("peers", {peers.PEERS_FILE: peers.render(mesh)}, have)
         if stored and not dry_run:
             files.apply(stored)
         outcome = converge(host.ovs, host.flows, host.cfg.net, Request(tunnels=host.tunnels(mesh)),
                            dry_run=dry_run)
     changed = bool(outcome.ports) or bool(stored)
     return "\n".join([f"PEERS={len(mesh.peers)} CHANGED={'YES' if changed else 'NO'}",
-                      *outcome.ports.lines()])
+                      *outcome.ports.lines(),
+                      *mtu_lines(peers.parse(have.get(peers.PEERS_FILE)).underlay_mtu, mesh)])
+
+
+def mtu_lines(before: int | None, mesh: peers.Mesh) -> list[str]:
+    """A changed underlay MTU, said once: VM ports take the new one at their next action."""
+    if before is None or before == mesh.underlay_mtu:
+        return []
+    return [f"~ underlay MTU: {before} -> {mesh.underlay_mtu} (VM ports follow at their next "
+            f"action)"]

@@ -38,8 +38,25 @@ def _interfaces(runner: Runner) -> list[dict[str, object]]:
     return json.loads(runner.run(["ip", "-j", "addr", "show"]).stdout or "[]")
 
 
-def underlay_mtu(runner: Runner, configured: int, local_ip: str | None) -> int:
-    """The configured underlay MTU, else that of the interface holding the tunnel address."""
+def learn_underlay_mtu(runner: Runner, local_ip: str) -> int:
+    """The MTU of the interface holding the tunnel address (`ip -j addr show`, no sudo)."""
+    for iface in _interfaces(runner):
+        addresses = iface.get("addr_info") or []
+        if any(a.get("local") == local_ip for a in addresses):  # type: ignore[union-attr]
+            mtu = int(iface["mtu"])  # type: ignore[call-overload]
+            if mtu < MIN_MTU + VXLAN_OVERHEAD:
+                raise InputError(f"{iface.get('ifname')} holds {local_ip} with MTU {mtu}, which "
+                                 f"leaves no room for VXLAN", "TUNNEL_IP")
+            return mtu
+    raise InputError(f"no interface holds this host's tunnel address {local_ip}", "TUNNEL_IP")
+
+
+def underlay_mtu(runner: Runner, configured: int, local_ip: str | None,
+                 recorded: int | None = None) -> int:
+    """The configured underlay MTU, else the one the last mesh sync recorded, else learned now.
+
+    Learning costs a command, so mesh sync does it and actions read the record; only a
+    peer list recorded before the MTU was (an upgraded host, until its next sync) learns."""
     if configured:
         if configured < MIN_MTU + VXLAN_OVERHEAD:
             raise ConfigError(f"{configured} leaves no room for VXLAN", "net.underlay_mtu")
@@ -47,8 +64,4 @@ def underlay_mtu(runner: Runner, configured: int, local_ip: str | None) -> int:
     if local_ip is None:
         raise InputError("this host has no tunnel address yet: run `onemetal mesh sync` on the "
                          "frontend, or set net.underlay_mtu in onemetal.conf", "mesh")
-    for iface in _interfaces(runner):
-        addresses = iface.get("addr_info") or []
-        if any(a.get("local") == local_ip for a in addresses):  # type: ignore[union-attr]
-            return int(iface["mtu"])  # type: ignore[call-overload]
-    raise InputError(f"no interface holds this host's tunnel address {local_ip}", "TUNNEL_IP")
+    return recorded or learn_underlay_mtu(runner, local_ip)

@@ -32,6 +32,7 @@ class Peer:
 class Mesh:
     local: Peer | None
     peers: tuple[Peer, ...]
+    underlay_mtu: int | None = None  # recorded by mesh sync; None in a list from before it was
 
 
 def peers_from_pool(hosts: Sequence[Host], me: str) -> Mesh:
@@ -57,19 +58,28 @@ def peers_from_pool(hosts: Sequence[Host], me: str) -> Mesh:
 
 
 def render(mesh: Mesh) -> str:
+    # A top-level key: an older core reading this file ignores it (Peer(**local) would not).
+    mtu = {"underlay_mtu": mesh.underlay_mtu} if mesh.underlay_mtu else {}
     return json.dumps({"local": asdict(mesh.local) if mesh.local else None,
-                       "peers": [asdict(p) for p in mesh.peers]}, indent=1, sort_keys=True) + "\n"
+                       "peers": [asdict(p) for p in mesh.peers], **mtu},
+                      indent=1, sort_keys=True) + "\n"
 
 
 def state(directory: str) -> OwnedFiles:
     return OwnedFiles(os.path.join(directory, "mesh"), "mesh")
 
 
-def load(directory: str) -> Mesh:
-    """The last peer list this host received (empty before the first sync)."""
-    text = state(directory).read().get(PEERS_FILE)
+def parse(text: str | None) -> Mesh:
+    """A stored peer list; one written before the MTU was recorded has underlay_mtu None."""
     if not text:
         return Mesh(None, ())
     data = json.loads(text)
+    mtu = data.get("underlay_mtu")
     return Mesh(Peer(**data["local"]) if data.get("local") else None,
-                tuple(Peer(**p) for p in data["peers"]))
+                tuple(Peer(**p) for p in data["peers"]),
+                mtu if isinstance(mtu, int) and not isinstance(mtu, bool) and mtu > 0 else None)
+
+
+def load(directory: str) -> Mesh:
+    """The last peer list this host received (empty before the first sync)."""
+    return parse(state(directory).read().get(PEERS_FILE))
