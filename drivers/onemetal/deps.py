@@ -47,6 +47,7 @@ LAB_TOOLS = {
     "unshare": "util-linux",
     "mount": "mount",
     "ping": "iputils-ping",
+    "strace": "strace",  # the commands an action runs (onemetal.lab.exec_trace)
 }
 
 # What building the frontend's virtualenv needs (libvirt-python compiles against libvirt).
