@@ -6,24 +6,27 @@ missing file means all defaults. etc/onemetal.conf documents every key.
 
 from __future__ import annotations
 
-import dataclasses
 import os
-from dataclasses import dataclass, field
-from typing import Any
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+from onemetal import record
 from onemetal.errors import ConfigError
+from onemetal.record import field, value
 
 DEFAULT_PATH = "/etc/one/onemetal.conf"
 
 
-@dataclass(frozen=True)
+@value
 class CoreConfig:
     state_dir: str = "/var/lib/onemetal"
     lock_timeout: float = 60.0
     command_timeout: float = 30.0
 
 
-@dataclass(frozen=True)
+@value
 class SshConfig:
     user: str = "oneadmin"
     port: int = 22
@@ -35,7 +38,7 @@ class SshConfig:
     python: str = "/usr/bin/python3"
 
 
-@dataclass(frozen=True)
+@value
 class NetConfig:
     bridge: str = "br-mesh"
     datapath: str = "system"
@@ -47,7 +50,7 @@ class NetConfig:
     max_flows_per_nic: int = 2000
 
 
-@dataclass(frozen=True)
+@value
 class NatConfig:
     store: str = "/var/lib/one/onemetal/nat.db"
     gateway: str = ""
@@ -58,7 +61,7 @@ class NatConfig:
     eip_quota_group: int = 10
 
 
-@dataclass(frozen=True)
+@value
 class Config:
     core: CoreConfig = field(default_factory=CoreConfig)
     ssh: SshConfig = field(default_factory=SshConfig)
@@ -79,7 +82,7 @@ def ssh_runner(ssh: SshConfig, host: str) -> Any:
 def _section(cls: type, name: str, raw: Any) -> Any:
     if not isinstance(raw, dict):
         raise ConfigError("must be a table", field=name)
-    known = {f.name: f for f in dataclasses.fields(cls)}
+    known = {f.name: f for f in record.fields(cls)}
     values: dict[str, Any] = {}
     for key, value in raw.items():
         if key not in known:
@@ -104,7 +107,7 @@ def parse(text: str, source: str = "onemetal.conf") -> Config:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"not valid TOML ({exc})", field=source) from None
-    sections = {f.name: f for f in dataclasses.fields(Config)}
+    sections = {f.name: f for f in record.fields(Config)}
     built = {}
     for name, table in raw.items():
         if name not in sections:
@@ -114,8 +117,31 @@ def parse(text: str, source: str = "onemetal.conf") -> Config:
     return Config(**built)
 
 
+# Parsed configurations by (path, the file's identity when read): an action that asks
+# several times parses once, and a file changed since (tests, a long-running CLI) is read again.
+_loaded: dict[tuple[str, tuple[int, ...] | None], Config] = {}
+
+
+def _identity(path: str) -> tuple[int, ...] | None:
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return None
+    except PermissionError:
+        return ()  # open() below names the problem
+    return (st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+
+
 def load(path: str | None = None) -> Config:
     path = path or os.environ.get("ONEMETAL_CONF") or DEFAULT_PATH
+    key = (path, _identity(path))
+    cached = _loaded.get(key) if key[1] != () else None
+    if cached is None:
+        cached = _loaded[key] = _read(path)
+    return cached
+
+
+def _read(path: str) -> Config:
     try:
         with open(path, encoding="utf-8") as f:
             return parse(f.read(), path)

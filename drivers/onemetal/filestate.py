@@ -9,16 +9,19 @@ converges when run again.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
-from typing import Mapping
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Mapping
 
 from onemetal.opennebula import values
 from onemetal.reconcile import OWNER, Plan
+from onemetal.record import value
 
 _TMP_SUFFIX = ".onemetal-tmp"
 
 
-@dataclass(frozen=True)
+@value
 class OwnedFiles:
     """Files in `directory` that belong to `tag` (e.g. "mesh"), keyed by file name."""
 

@@ -19,29 +19,32 @@ from __future__ import annotations
 
 import errno
 import fcntl
-import logging
 import os
 import time
 from contextlib import contextmanager
-from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Generic, Hashable, Iterator, Mapping, Protocol, TypeVar
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Hashable, Iterator, Mapping, TypeVar
+
+    K = TypeVar("K", bound=Hashable)
+    V = TypeVar("V")
+
+from onemetal import lazylog
 from onemetal.errors import LockTimeout
 from onemetal.opennebula import values
+from onemetal.record import value
 
-log = logging.getLogger(__name__)
+log = lazylog.getLogger(__name__)
 
 # Every object onemetal creates carries this tag (external_ids:onemetal-owner, nft table name,
 # file header), so a sweep removes what is ours and stale and never touches anything else.
 OWNER = "onemetal"
 
-K = TypeVar("K", bound=Hashable)
-V = TypeVar("V")
 
-
-@dataclass(frozen=True)
-class Plan(Generic[K, V]):
+@value
+class Plan:  # Plan[K, V] in annotations: K the object's key, V its desired state
     subject: str
     add: Mapping[K, V]
     change: Mapping[K, tuple[V, V]]
@@ -75,7 +78,7 @@ def diff(subject: str, want: Mapping[K, V], have: Mapping[K, V]) -> Plan[K, V]:
         remove=MappingProxyType({k: v for k, v in have.items() if k not in want}))
 
 
-class Resource(Protocol[K, V]):
+class Resource:  # Resource[K, V] in annotations: anything with these members
     subject: str
 
     def read(self) -> Mapping[K, V]: ...

@@ -11,19 +11,28 @@ and runs the command on another host, the way oned reaches its hosts.
 
 from __future__ import annotations
 
-import logging
 import os
 import shlex
 import signal
 import subprocess
 import time
-from dataclasses import dataclass, field
-from typing import Mapping, Protocol, Sequence
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Mapping, Sequence
+
+from onemetal import lazylog
 from onemetal.deps import package_of_tool
 from onemetal.errors import MissingDependency, OneMetalError
+from onemetal.record import value
 
-log = logging.getLogger(__name__)
+log = lazylog.getLogger(__name__)
+
+# Benchmark only (bench/cold_start.py): with this set to 1, a command is not run; the
+# process exits with BENCH_STOP_CODE instead, so the start-up of an entry point can be
+# timed up to its first external command on a machine that is not a host.
+BENCH_STOP = "ONEMETAL_BENCH_STOP_BEFORE_RUN"
+BENCH_STOP_CODE = 97
 
 DEFAULT_TIMEOUT = 30.0
 # After the group is killed, how long to wait for the pipes to drain.
@@ -43,7 +52,7 @@ class SudoRefused(OneMetalError):
     """sudo would not run a command: the host's sudoers do not grant it without a password."""
 
 
-@dataclass(frozen=True)
+@value
 class Result:
     argv: tuple[str, ...]
     returncode: int
@@ -76,7 +85,9 @@ class CommandTimeout(CommandError):
         self.result = result
 
 
-class CommandRunner(Protocol):
+class CommandRunner:
+    """What every runner has (Runner, SshRunner, the lab's): a structural type for annotations."""
+
     def run(self, argv: Sequence[str], *, input: str | None = None,
             timeout: float | None = None, check: bool = True) -> Result: ...
 
@@ -104,12 +115,17 @@ def _check_sudo(result: Result, argv: list[str]) -> None:
             f"as /etc/sudoers.d/onemetal (see docs/design.md)")
 
 
+def _bench_stop(argv: list[str]) -> None:
+    os.write(2, f"bench: stopped before {shlex.join(argv)}\n".encode())
+    os._exit(BENCH_STOP_CODE)  # no cleanup to time: the entry ends where its first command would start
+
+
 def privileged(timeout: float = DEFAULT_TIMEOUT) -> "Runner":
     """Runs commands as root: directly when we are root, else through `sudo -n`."""
     return Runner(prefix=SUDO if os.geteuid() != 0 else (), timeout=timeout)
 
 
-@dataclass(frozen=True)
+@value
 class Runner:
     """Runs commands on this machine, optionally behind a prefix such as
     `nsenter -t PID -n -m --` that places them in another namespace."""
@@ -131,6 +147,8 @@ class Runner:
             timeout: float | None = None, check: bool = True) -> Result:
         full = self.argv(argv)
         limit = self.timeout if timeout is None else timeout
+        if os.environ.get(BENCH_STOP) == "1":
+            _bench_stop(full)
         start = time.monotonic()
         try:
             proc = subprocess.Popen(
@@ -172,7 +190,7 @@ class Runner:
                                     start_new_session=True)
 
 
-@dataclass(frozen=True)
+@value
 class SshTarget:
     """How to reach one host: the options oned's own ssh calls rely on, made explicit."""
 
@@ -184,7 +202,7 @@ class SshTarget:
     # yes: refuse unknown host keys; accept-new: trust on first use; no: lab only.
     host_key_policy: str = "yes"
     connect_timeout: int = 10
-    options: tuple[str, ...] = field(default=())
+    options: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.host_key_policy not in ("yes", "accept-new", "no"):
@@ -193,7 +211,7 @@ class SshTarget:
             raise OneMetalError(f"invalid host name {self.host!r}", field="host")
 
 
-@dataclass(frozen=True)
+@value
 class SshRunner:
     """Runs a command on a host over SSH with the interface of `Runner`.
 

@@ -1,0 +1,104 @@
+"""What keeps host start-up cheap: value classes without dataclasses, lazy logging, the
+config parsed once, and the benchmark's stop before the first command."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from onemetal import config, hostcall, lazylog, record
+from onemetal.run import BENCH_STOP, BENCH_STOP_CODE
+
+REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
+sys.path.insert(0, os.path.join(REPO, "bench"))
+
+
+@record.value(order=True)
+class Port:
+    name: str
+    ofport: int = 0
+    ids: dict = record.field(default_factory=dict, compare=False)
+
+
+def test_value_classes_compare_order_hash_and_stay_frozen():
+    a, b = Port("a", 1), Port(name="b")
+    assert a == Port("a", 1, {"x": "y"}) and a != b and a < b and sorted([b, a]) == [a, b]
+    assert Port("a").ids is not Port("a").ids  # a fresh dict each time
+    assert repr(b) == "Port(name='b', ofport=0, ids={})"
+    assert a != ("a", 1) and Port.__eq__(a, ("a", 1)) is NotImplemented
+    with pytest.raises(AttributeError):
+        a.name = "c"
+    assert record.replace(a, ofport=2) == Port("a", 2) and a.ofport == 1
+    assert record.asdict(a) == {"name": "a", "ofport": 1, "ids": {}}
+    assert [f.name for f in record.fields(Port)] == ["name", "ofport", "ids"]
+    with pytest.raises(TypeError):
+        Port()  # name has no default
+
+
+def test_hashing_a_value_class_uses_its_compared_fields():
+    @record.value
+    class Peer:
+        name: str
+        ip: str
+
+    assert len({Peer("a", "1"), Peer("a", "1"), Peer("b", "1")}) == 2
+
+
+def _python(code: str, **env: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=30,
+                          env={**os.environ, "PYTHONPATH": os.path.join(REPO, "drivers"), **env})
+
+
+def test_debug_records_do_not_import_logging_but_warnings_reach_stderr():
+    proc = _python("import sys; from onemetal import lazylog; log = lazylog.getLogger('t'); "
+                   "log.debug('quiet %d', 1); log.info('quiet'); print('logging' in sys.modules); "
+                   "log.warning('loud %s', 'x')")
+    assert proc.stdout.strip() == "False" and proc.stderr.strip() == "loud x"
+
+
+@pytest.mark.parametrize("entry", ["describe-vm"])
+def test_host_entries_import_no_typing_logging_or_dataclasses(entry):
+    module = hostcall.ENTRIES[entry].partition(":")[0]
+    proc = _python(f"import sys, {module}; "
+                   "print(sorted(m for m in ('typing', 'logging', 'dataclasses', 'inspect', 'lxml') "
+                   "if m in sys.modules))")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "[]"
+
+
+def test_config_is_parsed_once_and_again_when_the_file_changes(tmp_path):
+    path = tmp_path / "onemetal.conf"
+    path.write_text("[net]\nbridge = \"br-a\"\n")
+    first = config.load(str(path))
+    assert config.load(str(path)) is first and first.net.bridge == "br-a"
+    path.write_text("[net]\nbridge = \"br-bb\"\n")
+    assert config.load(str(path)).net.bridge == "br-bb"
+    assert config.load(str(tmp_path / "missing")) == config.Config()
+
+
+def test_the_bench_stop_ends_the_process_before_the_command_runs(tmp_path):
+    marker = tmp_path / "ran"
+    code = f"from onemetal.run import Runner; Runner().run(['touch', {str(marker)!r}])"
+    proc = _python(code, **{BENCH_STOP: "1"})
+    assert proc.returncode == BENCH_STOP_CODE and not marker.exists()
+    assert proc.stderr.startswith("bench: stopped before touch ")
+    assert _python(code).returncode == 0 and marker.exists()  # without it the command runs
+
+
+def test_the_bench_covers_every_host_entry_and_the_probe():
+    import cold_start
+
+    assert set(cold_start.cases()) == {*hostcall.ENTRIES, "probe"}
+    assert lazylog.getLogger("x").name == "x"
+
+
+@pytest.mark.parametrize("entry", ["describe-vm", "vnm-pre", "nat-apply", "probe"])
+def test_the_bench_runs_each_entry_to_its_stop(entry):
+    proc = subprocess.run([sys.executable, os.path.join(REPO, "bench", "cold_start.py"), "--runs", "1",
+                           "--only", entry], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    line = next(l for l in proc.stdout.splitlines() if l.startswith(entry + " "))
+    assert ("stopped before" in line) or ("ran to its end" in line)
