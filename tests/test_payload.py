@@ -50,3 +50,19 @@ def test_oversized_payload_is_refused():
     big = "<VM>" + "<X>y</X>" * (payload.MAX_XML_BYTES // 8 + 1) + "</VM>"
     with pytest.raises(InputError, match="larger than"):
         payload.read_payload(big)
+
+
+def test_a_doctype_after_comments_and_an_undefined_entity_are_refused():
+    with pytest.raises(InputError, match="DOCTYPE"):
+        payload.read_payload('<?xml version="1.0"?><!-- hi --><!DOCTYPE VM SYSTEM "http://x/y.dtd"><VM/>')
+    with pytest.raises(InputError, match="malformed XML"):
+        payload.read_payload("<VM><ID>&x;</ID></VM>")
+    with pytest.raises(InputError, match="malformed XML"):
+        payload.read_payload("<VM/><!DOCTYPE VM>")
+
+
+def test_predefined_entities_cdata_and_encodings_read_as_text_without_comments():
+    root = payload.read_payload('<?xml version="1.0" encoding="ISO-8859-1"?>'.encode()
+                                + b"<VM><!-- c --><?pi x?><A>&lt;&amp;\xe9</A>"
+                                  b"<B><![CDATA[<!DOCTYPE x>]]></B></VM>")
+    assert [(e.tag, e.text) for e in root] == [("A", "<&\u00e9"), ("B", "<!DOCTYPE x>")]

@@ -13,9 +13,9 @@ from __future__ import annotations
 
 import sys
 
-# Third-party Python modules imported on a host (by top-level name).
+# Third-party Python modules imported on a host (by top-level name). Hosts parse XML with
+# the standard library's expat (opennebula/payload.py): lxml is the frontend's only.
 HOST_MODULES = {
-    "lxml": "python3-lxml",
     "netaddr": "python3-netaddr",
 }
 
