@@ -54,6 +54,10 @@ class LabVM:
                         "peer", "name", port, "netns", str(host.anchor_pid), "mtu", str(mtu)])
         # The host side talks IPv6 to the guest directly (not through OVS): keep it quiet.
         host.run(["sysctl", "-q", "-w", f"net.ipv6.conf.{port}.disable_ipv6=1"])
+        # With OVS's userspace datapath the host's own stack also sees the guest's frames on
+        # this device and would answer its ARP for the host's addresses (a NAT gateway's vnet
+        # address), luring the guest past OVS. A kernel-datapath port never reaches the stack.
+        host.run(["sysctl", "-q", "-w", f"net.ipv4.conf.{port}.arp_ignore=8"])
         host.run(["ip", "link", "set", port, "up"])
         host.run(["ethtool", "-K", port, "tx", "off"])
         tag = [f"tag={vlan}"] if vlan is not None else []
