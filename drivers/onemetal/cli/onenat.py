@@ -6,91 +6,13 @@ on stderr and exit 1, with the store unchanged when the input was bad.
 
 from __future__ import annotations
 
-import functools
 import sys
-from contextlib import contextmanager
-from typing import Any, Callable, Iterator, Sequence
 
 import click
 
 from onemetal import __version__
+from onemetal.cli.onenat_common import api, emit_rows, errors, follow_up, formats, store, sync_or_exit
 from onemetal.errors import OneMetalError
-
-
-def _fail(exc: BaseException) -> None:
-    click.echo(f"onenat: {exc}", err=True)
-    sys.exit(1)
-
-
-@contextmanager
-def _errors() -> Iterator[None]:
-    try:
-        yield
-    except (OneMetalError, OSError) as exc:
-        _fail(exc)
-
-
-@functools.cache
-def _store() -> Any:
-    """The store, opened (and its schema checked) once per command."""
-    from onemetal import config
-    from onemetal.nat.store import Store
-
-    return Store(config.load().nat.store)
-
-
-def _api() -> Any:
-    from onemetal.opennebula import client
-
-    return client.connect()
-
-
-def _format(f: Callable[..., Any]) -> Callable[..., Any]:
-    f = click.option("-x", "--xml", "fmt", flag_value="xml", help="XML output.")(f)
-    f = click.option("-j", "--json", "fmt", flag_value="json", help="JSON output.")(f)
-    return f
-
-
-def _emit(rows: Sequence[dict[str, object]], columns: Sequence[str], fmt: str | None,
-          root: str, item: str) -> None:
-    from onemetal.nat.output import emit
-
-    click.echo(emit(rows, columns, fmt or "table", root, item))
-
-
-def follow_up() -> int:
-    """After a store change: the VMs' USER_TEMPLATE marks (API), then the gateway. What fails
-    stays pending in the store and the next `onenat sync` does it; returns the exit code."""
-    from onemetal import config
-    from onemetal.nat import gateway, service
-
-    cfg, store, code = config.load(), _store(), 0
-    if store.unmarked() or store.pending_unmarks():
-        try:
-            for line in service.mark(store, _api()):
-                click.echo(line)
-        except OneMetalError as exc:
-            click.echo(f"onenat: stored, but the VM template is not updated yet: {exc} "
-                       "(`onenat sync` retries)", err=True)
-            code = 1
-    if not cfg.nat.gateway:
-        click.echo("note: no gateway configured ([nat] gateway in onemetal.conf); the change is "
-                   "stored and `onenat sync` applies it", err=True)
-        return code
-    try:
-        for line in gateway.sync(cfg, store)[1:]:
-            click.echo(line)
-    except OneMetalError as exc:
-        click.echo(f"onenat: stored, but the gateway is not updated yet: {exc} "
-                   "(`onenat sync` retries)", err=True)
-        code = 1
-    return code
-
-
-def _sync() -> None:
-    code = follow_up()
-    if code:
-        sys.exit(code)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -114,25 +36,25 @@ def vnet() -> None:
 def vnet_add(vnet_id: int, subnet: str, gateway: str, snat: str, vni: str) -> None:
     from onemetal.nat.model import Vnet
 
-    with _errors():
-        _store().add_vnet(Vnet.checked(vnet_id, subnet, gateway, snat, vni))
-    _sync()
+    with errors():
+        store().add_vnet(Vnet.checked(vnet_id, subnet, gateway, snat, vni))
+    sync_or_exit()
 
 
 @vnet.command("delete")
 @click.argument("vnet_id", type=int)
 def vnet_delete(vnet_id: int) -> None:
-    with _errors():
-        _store().delete_vnet(vnet_id)
-    _sync()
+    with errors():
+        store().delete_vnet(vnet_id)
+    sync_or_exit()
 
 
 @vnet.command("list")
-@_format
+@formats
 def vnet_list(fmt: str | None) -> None:
-    with _errors():
-        rows = [v.__dict__ for v in _store().state().vnets]
-    _emit(rows, ["vnet_id", "subnet", "gateway", "snat_ip", "vni"], fmt, "NAT_VNETS", "VNET")
+    with errors():
+        rows = [v.__dict__ for v in store().state().vnets]
+    emit_rows(rows, ["vnet_id", "subnet", "gateway", "snat_ip", "vni"], fmt, "NAT_VNETS", "VNET")
 
 
 # -- pools ---------------------------------------------------------------------------------------
@@ -148,21 +70,21 @@ def pool_create(name: str, addresses: str) -> None:
     from onemetal.nat.model import pairs
     from onemetal.opennebula import values
 
-    with _errors():
-        _store().create_pool(values.name(name, "name"), pairs(addresses, "addresses"))
-    _sync()
+    with errors():
+        store().create_pool(values.name(name, "name"), pairs(addresses, "addresses"))
+    sync_or_exit()
 
 
 @pool.command("delete")
 @click.argument("name")
 def pool_delete(name: str) -> None:
-    with _errors():
-        _store().delete_pool(name)
-    _sync()
+    with errors():
+        store().delete_pool(name)
+    sync_or_exit()
 
 
 def _pool_rows(name: str | None) -> list[dict[str, object]]:
-    state = _store().state()
+    state = store().state()
     used = {m.eip: m for m in state.mappings}
     return [{"pool": a.pool, "eip": a.eip, "private_ip": a.private_ip,
              "vm": used[a.eip].vm_id if a.eip in used else "-"}
@@ -170,22 +92,22 @@ def _pool_rows(name: str | None) -> list[dict[str, object]]:
 
 
 @pool.command("list")
-@_format
+@formats
 def pool_list(fmt: str | None) -> None:
-    with _errors():
+    with errors():
         rows = _pool_rows(None)
-    _emit(rows, ["pool", "eip", "private_ip", "vm"], fmt, "NAT_POOL_ADDRESSES", "ADDRESS")
+    emit_rows(rows, ["pool", "eip", "private_ip", "vm"], fmt, "NAT_POOL_ADDRESSES", "ADDRESS")
 
 
 @pool.command("show")
 @click.argument("name")
-@_format
+@formats
 def pool_show(name: str, fmt: str | None) -> None:
-    with _errors():
+    with errors():
         rows = _pool_rows(name)
         if not rows:
             raise OneMetalError(f"no pool {name!r}", "name")
-    _emit(rows, ["pool", "eip", "private_ip", "vm"], fmt, "NAT_POOL", "ADDRESS")
+    emit_rows(rows, ["pool", "eip", "private_ip", "vm"], fmt, "NAT_POOL", "ADDRESS")
 
 
 # -- mappings ------------------------------------------------------------------------------------
@@ -199,12 +121,12 @@ def map_command(vm_id: int, eip: str | None, nic_id: int | None, pool_name: str 
     from onemetal.nat import service
     from onemetal.nat.model import ipv4
 
-    with _errors():
-        mapping = service.map_vm(_store(), _api(), vm_id, nic_id,
+    with errors():
+        mapping = service.map_vm(store(), api(), vm_id, nic_id,
                                  ipv4(eip, "eip") if eip else None, pool_name)
     click.echo(f"VM {mapping.vm_id} NIC {mapping.nic_id} ({mapping.vm_ip}): EIP {mapping.eip} "
                f"via {mapping.private_ip}")
-    _sync()
+    sync_or_exit()
 
 
 @main.command("unmap")
@@ -216,40 +138,40 @@ def unmap_command(vm_id: int | None, nic_id: int | None, eip: str | None) -> Non
     from onemetal.nat import service
     from onemetal.nat.model import ipv4
 
-    with _errors():
+    with errors():
         if (vm_id is None) == (eip is None):
             raise OneMetalError("give a VM id or --eip, not both", "vm")
-        removed = service.unmap_vm(_store(), vm_id=vm_id, nic_id=nic_id,
+        removed = service.unmap_vm(store(), vm_id=vm_id, nic_id=nic_id,
                                    eip=ipv4(eip, "eip") if eip else None)
     for m in removed:
         click.echo(f"VM {m.vm_id} NIC {m.nic_id}: EIP {m.eip} released")
-    _sync()
+    sync_or_exit()
 
 
 def _mapping_rows() -> list[dict[str, object]]:
-    return [m.__dict__ for m in _store().state().mappings]
+    return [m.__dict__ for m in store().state().mappings]
 
 
 @main.command("list")
-@_format
+@formats
 def list_command(fmt: str | None) -> None:
     """Every mapping."""
-    with _errors():
+    with errors():
         rows = _mapping_rows()
-    _emit(rows, ["eip", "private_ip", "vm_id", "nic_id", "vm_ip", "vnet_id"], fmt,
+    emit_rows(rows, ["eip", "private_ip", "vm_id", "nic_id", "vm_ip", "vnet_id"], fmt,
           "NAT_MAPPINGS", "MAPPING")
 
 
 @main.command("show")
 @click.argument("what")
-@_format
+@formats
 def show_command(what: str, fmt: str | None) -> None:
     """One VM's mappings (by id) or one EIP's."""
-    with _errors():
+    with errors():
         rows = [r for r in _mapping_rows() if str(r["vm_id"]) == what or r["eip"] == what]
         if not rows:
             raise OneMetalError(f"{what} has no mapping", "vm")
-    _emit(rows, ["eip", "private_ip", "vm_id", "nic_id", "vm_ip", "vnet_id"], fmt,
+    emit_rows(rows, ["eip", "private_ip", "vm_id", "nic_id", "vm_ip", "vnet_id"], fmt,
           "NAT_MAPPINGS", "MAPPING")
 
 
@@ -275,11 +197,11 @@ def forward_add(public: str, target: str) -> None:
     """PUBLIC is ADDRESS:PORT/tcp|udp on the gateway, TARGET is VM_IP:PORT."""
     from onemetal.nat.model import Forward
 
-    with _errors():
+    with errors():
         address, port, proto = _endpoint(public, "public", True)
         vm_ip, vm_port, _ = _endpoint(target, "target", False)
-        _store().add_forward(Forward.checked(address, port, proto, vm_ip, vm_port))
-    _sync()
+        store().add_forward(Forward.checked(address, port, proto, vm_ip, vm_port))
+    sync_or_exit()
 
 
 @forward.command("delete")
@@ -287,19 +209,19 @@ def forward_add(public: str, target: str) -> None:
 def forward_delete(public: str) -> None:
     from onemetal.nat.model import Forward
 
-    with _errors():
+    with errors():
         address, port, proto = _endpoint(public, "public", True)
         probe = Forward.checked(address, port, proto, "0.0.0.1", 1)
-        _store().delete_forward(probe.private_ip, probe.port, probe.protocol)
-    _sync()
+        store().delete_forward(probe.private_ip, probe.port, probe.protocol)
+    sync_or_exit()
 
 
 @forward.command("list")
-@_format
+@formats
 def forward_list(fmt: str | None) -> None:
-    with _errors():
-        rows = [f.__dict__ for f in _store().state().forwards]
-    _emit(rows, ["private_ip", "port", "protocol", "vm_ip", "vm_port"], fmt, "NAT_FORWARDS",
+    with errors():
+        rows = [f.__dict__ for f in store().state().forwards]
+    emit_rows(rows, ["private_ip", "port", "protocol", "vm_ip", "vm_port"], fmt, "NAT_FORWARDS",
           "FORWARD")
 
 
@@ -308,8 +230,8 @@ def _gateway(dry_run: bool) -> list[str]:
     from onemetal import config
     from onemetal.nat import gateway
 
-    with _errors():
-        return gateway.sync(config.load(), _store(), dry_run=dry_run)
+    with errors():
+        return gateway.sync(config.load(), store(), dry_run=dry_run)
     return []
 
 
@@ -328,7 +250,7 @@ def sync() -> None:
 
     code = 0
     try:
-        for line in live.reconcile(_store(), _api()):
+        for line in live.reconcile(store(), api()):
             click.echo(line)
     except OneMetalError as exc:
         click.echo(f"onenat: mappings not checked against the VMs: {exc}", err=True)
@@ -341,8 +263,8 @@ def sync() -> None:
 @main.command()
 def status() -> None:
     """Counts from the store, and whether the gateway matches it."""
-    with _errors():
-        state = _store().state()
+    with errors():
+        state = store().state()
     click.echo(f"vnets {len(state.vnets)}, addresses {len(state.addresses)}, mappings "
                f"{len(state.mappings)}, forwards {len(state.forwards)}")
     differences = _gateway(dry_run=True)[1:]

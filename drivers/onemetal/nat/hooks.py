@@ -81,7 +81,7 @@ def main(program: str, stdin: TextIO) -> int:
     import click
 
     from onemetal import config
-    from onemetal.cli.onenat import follow_up
+    from onemetal.cli.onenat_common import follow_up
     from onemetal.errors import OneMetalError
 
     event = os.path.basename(program).rsplit("-", 1)[-1]
