@@ -107,7 +107,8 @@ def value(cls: type | None = None, /, *, order: bool = False) -> Any:
             if isinstance(attr, Field):
                 delattr(cls, name)
         for name, method in _methods(cls, specs, order).items():
-            setattr(cls, name, method)
+            if name not in cls.__dict__:  # as @dataclass: a method the class defines stays
+                setattr(cls, name, method)
         cls.__setattr__ = _frozen_setattr  # type: ignore[assignment]
         cls.__delattr__ = _frozen_delattr  # type: ignore[assignment]
         cls.__fields__ = {f.name: f for f in specs}  # type: ignore[attr-defined]

@@ -20,7 +20,10 @@ from __future__ import annotations
 
 import json
 import shlex
-from typing import Sequence, TextIO
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Sequence, TextIO
 
 from onemetal.errors import InputError, OneMetalError
 from onemetal.nat import generation

@@ -6,13 +6,13 @@ so the whole change happens there under one lock; see nat/apply.py.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from typing import Any
 
 from onemetal.config import Config, ssh_runner
 from onemetal.errors import ConfigError, OneMetalError
 from onemetal.nat.store import Store
+from onemetal.record import asdict
 from onemetal.run import SshRunner
 
 
@@ -23,7 +23,7 @@ def payload(cfg: Config, store: Store) -> str:
 def _document(cfg: Config, store: Store) -> tuple[str, int]:
     """The JSON nat-apply reads, and the store generation it was read at."""
     state = store.state()
-    data: dict[str, Any] = {name: [dataclasses.asdict(x) for x in getattr(state, name)]
+    data: dict[str, Any] = {name: [asdict(x) for x in getattr(state, name)]
                             for name in ("vnets", "addresses", "mappings", "forwards")}
     data["interface"] = cfg.nat.interface
     # Read in the same snapshot as the rest: the gateway refuses a push older than its last.

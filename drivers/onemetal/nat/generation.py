@@ -12,7 +12,10 @@ fences off the older ones; the next push of the same generation finishes it.
 from __future__ import annotations
 
 import os
-from typing import Any
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 from onemetal.errors import InputError, OneMetalError
 from onemetal.filestate import OwnedFiles

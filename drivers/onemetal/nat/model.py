@@ -9,13 +9,12 @@ forward sends one private address:port/proto to a VM address:port.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import netaddr
 
 from onemetal.errors import InputError
 from onemetal.net.vnet import MAX_VNI
 from onemetal.opennebula import values
+from onemetal.record import value
 
 PROTOCOLS = ("tcp", "udp")
 
@@ -49,14 +48,14 @@ def protocol(value: str, field: str) -> str:
     return lowered
 
 
-@dataclass(frozen=True, order=True)
+@value(order=True)
 class Address:
     eip: str
     private_ip: str
     pool: str
 
 
-@dataclass(frozen=True, order=True)
+@value(order=True)
 class Vnet:
     vnet_id: int
     subnet: str
@@ -79,7 +78,7 @@ class Vnet:
         return netaddr.IPAddress(ip) in netaddr.IPNetwork(self.subnet)
 
 
-@dataclass(frozen=True, order=True)
+@value(order=True)
 class Mapping:
     eip: str
     private_ip: str
@@ -89,7 +88,7 @@ class Mapping:
     vnet_id: int
 
 
-@dataclass(frozen=True, order=True)
+@value(order=True)
 class Forward:
     private_ip: str
     port: int
@@ -104,7 +103,7 @@ class Forward:
                    protocol(proto, "protocol"), ipv4(vm_ip, "vm-ip"), port(vm_port, "vm-port"))
 
 
-@dataclass(frozen=True)
+@value
 class NatState:
     """Everything the gateway's table is rendered from, and the store generation it was read at
     (the gateway refuses a push older than the one it applied)."""
@@ -115,14 +114,14 @@ class NatState:
     generation: int = 0
 
 
-@dataclass(frozen=True)
+@value
 class Owner:
     """The VM's owner as oned records it (the VM's UID and GID): what quotas count."""
     uid: int
     gid: int
 
 
-@dataclass(frozen=True)
+@value
 class Quota:
     """Most EIPs one user / one group may hold through the hooks; UNLIMITED lifts a limit."""
     user: int

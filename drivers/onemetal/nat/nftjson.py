@@ -7,11 +7,15 @@ render writes and the same rule read back compare equal (pure).
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
-from typing import Any
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+from onemetal.record import field, value
 
 
-@dataclass(frozen=True)
+@value
 class Rule:
     """A rule as nft -j lists its expression (canonical JSON); equal on the expression alone.
     `text` is what render writes (empty for a rule read back)."""
@@ -19,7 +23,7 @@ class Rule:
     text: str = field(default="", compare=False)
 
 
-@dataclass(frozen=True)
+@value
 class Chain:
     name: str
     type: str | None
@@ -34,7 +38,7 @@ class Chain:
         return f"type {self.type} hook {self.hook} priority {self.prio}; policy {self.policy};"
 
 
-@dataclass(frozen=True)
+@value
 class MapHead:
     """A map's or a set's declaration (`kind` says which); `type` includes any flags."""
     name: str
@@ -43,7 +47,7 @@ class MapHead:
     kind: str = "map"
 
 
-@dataclass(frozen=True)
+@value
 class TableContent:
     """What a rendered or read-back table holds, in a form both sides compare equal on."""
     eip_to_vm: frozenset[tuple[str, str]]

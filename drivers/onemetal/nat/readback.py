@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import json
 import time
-from typing import Any, Callable
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Callable
 
 from onemetal.errors import OneMetalError
 from onemetal.nat.nftjson import Chain, MapHead, Rule, TableContent, canonical

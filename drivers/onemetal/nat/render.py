@@ -18,7 +18,10 @@ table ip onemetal {
 from __future__ import annotations
 
 from difflib import SequenceMatcher
-from typing import TypeVar
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import TypeVar
 
 from onemetal.nat import filters
 from onemetal.nat.model import NatState
@@ -135,7 +138,8 @@ def _rule_lines(want: tuple[Rule, ...], have: tuple[Rule, ...]) -> list[str]:
     return out
 
 
-Named = TypeVar("Named", Chain, MapHead)
+if TYPE_CHECKING:
+    Named = TypeVar("Named", Chain, MapHead)
 
 
 def _by_name(kind: str, want: frozenset[Named],

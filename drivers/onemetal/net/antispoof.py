@@ -21,16 +21,19 @@ not the vnet's router. With it off (a NIC an admin trusts to route) only the MAC
 from __future__ import annotations
 
 import ipaddress
-from dataclasses import dataclass
-from typing import Iterable
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Iterable
 
 from onemetal.net.openflow import Flow
+from onemetal.record import value
 
 NO_MAC = "00:00:00:00:00:00"  # how OVS shows an absent SLL/TLL option
 ROUTER_ONLY = (("icmp6", 134), ("icmp6", 137), ("icmp", 5))
 
 
-@dataclass(frozen=True)
+@value
 class Guard:
     """The addresses one VM port may use; ip False: only its MAC is checked."""
     mac: str

@@ -17,8 +17,10 @@ from __future__ import annotations
 
 import ipaddress
 import os
-from dataclasses import dataclass, field
-from typing import Mapping, Union
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Mapping, Union
 
 from onemetal.config import NetConfig
 from onemetal.errors import ConfigError
@@ -29,11 +31,12 @@ from onemetal.net.ovsdb import BridgeState, Interface, OvsDb
 from onemetal.net.secgroups import OPEN, Filter
 from onemetal.net.targets import K_OWNER, K_ROLE, Claim, check_ports, owned_by
 from onemetal.reconcile import OWNER, Plan, diff
+from onemetal.record import field, value
 
 DATAPATHS = ("system", "netdev")
 
 
-@dataclass(frozen=True)
+@value
 class TunnelSpec:
     peer: str
     remote_ip: str
@@ -45,7 +48,7 @@ class TunnelSpec:
         return f"vxlan to {self.peer} ({self.remote_ip}:{self.dst_port}{bfd})"
 
 
-@dataclass(frozen=True)
+@value
 class VmPortSpec:
     vm_id: int
     nic_id: int
@@ -59,7 +62,8 @@ class VmPortSpec:
         return f"{owner} ({self.mac}, VNI {self.vni}, MTU {self.mtu})"
 
 
-PortSpec = Union[TunnelSpec, VmPortSpec]
+if TYPE_CHECKING:
+    PortSpec = Union[TunnelSpec, VmPortSpec]
 
 
 def tunnel_name(remote_ip: str) -> str:
@@ -148,7 +152,7 @@ def port_commands(bridge: str, plan: Plan[str, PortSpec]) -> list[list[str]]:
     return commands
 
 
-@dataclass(frozen=True)
+@value
 class Request:
     """What one action wants of the bridge; tunnels None: leave the mesh as it is."""
     tunnels: Mapping[str, TunnelSpec] | None
@@ -161,7 +165,7 @@ class Request:
     internal_scope: bool = False  # decide every internal port of ours (the gateway's vnets)
 
 
-@dataclass(frozen=True)
+@value
 class Outcome:
     ports: Plan[str, PortSpec]
     flows: Plan[int, object] | None

@@ -8,7 +8,9 @@ that fails can put the host in ERROR, so every problem is reported as a value.
 
 from __future__ import annotations
 
-from typing import Sequence, TextIO
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Sequence, TextIO
 
 from onemetal.errors import OneMetalError
 from onemetal.net.bridge import tunnel_name, tunnel_spec

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import os
 from contextlib import contextmanager
-from dataclasses import dataclass
-from typing import Iterator, Mapping
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Iterator, Mapping
 
 from onemetal import config
 from onemetal.net import peers
@@ -15,6 +17,7 @@ from onemetal.net.openflow import FlowTable
 from onemetal.net.ovsdb import OvsDb
 from onemetal.ownership import private_dir
 from onemetal.reconcile import host_lock
+from onemetal.record import value
 from onemetal.run import Runner, privileged
 
 # One lock for the whole subsystem on a host: the mesh, every VM port and the shared
@@ -22,7 +25,7 @@ from onemetal.run import Runner, privileged
 SUBSYSTEM = "net"
 
 
-@dataclass(frozen=True)
+@value
 class NetHost:
     cfg: config.Config
 

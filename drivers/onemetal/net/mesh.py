@@ -8,7 +8,9 @@ ones removed, nothing else touched; with no change, nothing is written.
 
 from __future__ import annotations
 
-from typing import Sequence, TextIO
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Sequence, TextIO
 
 from onemetal.errors import InputError
 from onemetal.net import peers

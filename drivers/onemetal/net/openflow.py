@@ -17,11 +17,14 @@ from __future__ import annotations
 
 import hashlib
 import re
-from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Iterable, Mapping
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Iterable, Mapping
 
 from onemetal.reconcile import Plan
+from onemetal.record import value
 from onemetal.run import Runner
 
 OWNED = 0x6F6D << 48      # "om": flows rendered from desired state
@@ -32,7 +35,7 @@ LEARN_TABLE = 30          # where learn() puts MAC entries (see pipeline.py)
 _COOKIE = re.compile(r"^\s*cookie=(0x[0-9a-f]+)", re.M)  # the flow's own, not one inside learn()
 
 
-@dataclass(frozen=True, order=True)
+@value(order=True)
 class Flow:
     table: int
     priority: int

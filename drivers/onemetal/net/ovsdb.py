@@ -8,10 +8,13 @@ one transaction: a tunnel or VM port is never half-built.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
-from typing import Any, Mapping, Sequence
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Mapping, Sequence
 
 from onemetal.errors import OneMetalError
+from onemetal.record import field, value
 from onemetal.run import Runner
 
 # What an action decides from: never the counters or status ovs-vswitchd keeps rewriting
@@ -52,7 +55,7 @@ def _uuids(value: Any) -> list[str]:
     return list(value) if isinstance(value, list) else [value]
 
 
-@dataclass(frozen=True)
+@value
 class Interface:
     name: str
     uuid: str
@@ -79,7 +82,7 @@ class Interface:
                    statistics=row.get("statistics") or {}, error=row.get("error"))
 
 
-@dataclass(frozen=True)
+@value
 class BridgeState:
     name: str
     exists: bool

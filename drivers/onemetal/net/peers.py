@@ -10,25 +10,28 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import asdict, dataclass
-from typing import Sequence
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Sequence
 
 from onemetal.errors import InputError
 from onemetal.filestate import OwnedFiles
 from onemetal.opennebula import values
 from onemetal.opennebula.resources import Host
+from onemetal.record import asdict, value
 
 PEERS_FILE = "peers.json"
 
 
-@dataclass(frozen=True, order=True)
+@value(order=True)
 class Peer:
     name: str
     tunnel_ip: str
     host_id: int
 
 
-@dataclass(frozen=True)
+@value
 class Mesh:
     local: Peer | None
     peers: tuple[Peer, ...]

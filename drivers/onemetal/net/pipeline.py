@@ -34,12 +34,14 @@ and reg0 is 1 for every frame that came from a tunnel.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Iterable, Sequence
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Iterable, Sequence
 
 from onemetal.net.antispoof import Guard, classify_flows, mac_only
 from onemetal.net.openflow import LEARN_TABLE, LEARNED, SHARED, Flow
 from onemetal.net.secgroups import CONJUNCTION_PRIORITY, Conjunction, Filter, conjunction_flows
+from onemetal.record import value
 
 CLASSIFY, NEIGHBOUR, EGRESS, EGRESS_CT, LEARN, FORWARD, INGRESS, INGRESS_CT = (
     0, 5, 10, 11, 20, 40, 60, 61)
@@ -49,7 +51,7 @@ BFD_PORT = 3784
 _ND_TYPES = (133, 134, 135, 136)
 
 
-@dataclass(frozen=True, order=True)
+@value(order=True)
 class VmPort:
     ofport: int
     name: str
@@ -59,7 +61,7 @@ class VmPort:
     guard: Guard | None = None  # None: only the MAC is checked (an internal port of the host)
 
 
-@dataclass(frozen=True, order=True)
+@value(order=True)
 class TunnelPortState:
     ofport: int
     name: str

@@ -20,19 +20,21 @@ rule with many ports and many networks compiles to an OVS conjunctive match
 
 from __future__ import annotations
 
-import logging
-from dataclasses import dataclass
-from typing import Sequence
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Sequence
 
+from onemetal import lazylog
 from onemetal.errors import InputError
 from onemetal.net.secgroups_bound import check_bound
 from onemetal.net.secgroups_match import Part, port_masks, rule_matches, rule_parts
 from onemetal.opennebula.vm import SecurityGroupRule
+from onemetal.record import value
 
 __all__ = ["CONJUNCTION_PRIORITY", "Conjunction", "Filter", "OPEN", "compile_direction",
            "compile_filter", "conj_id", "conjunction_flows", "port_masks", "rule_matches"]
 
-log = logging.getLogger(__name__)
+log = lazylog.getLogger(__name__)
 
 DEFAULT_MAX_FLOWS = 2000  # NetConfig.max_flows_per_nic's default, for callers without a config
 # Below the plain whitelist's priority (100 in pipeline.py): a conjunction's clause flow
@@ -41,7 +43,7 @@ CONJUNCTION_PRIORITY = 90
 _MAX_INDEX = 0xFFFF  # conj_id = ofport << 16 | index, and ofports fit in 16 bits
 
 
-@dataclass(frozen=True)
+@value
 class Conjunction:
     """Allowed: a packet matching one match of each clause. index (1..65535) is unique within
     the NIC's Filter; with the port's ofport it makes the conj_id (conj_id below). base is the
@@ -52,7 +54,7 @@ class Conjunction:
     clauses: tuple[tuple[str, ...], ...]
 
 
-@dataclass(frozen=True)
+@value
 class Filter:
     """Matches each direction allows; None: the direction is open (no filtering at all).
     The conjunctions of a direction allow more, on top of its plain matches."""

@@ -9,7 +9,9 @@ naming its costliest rule, before a single match is written.
 
 from __future__ import annotations
 
-from typing import Callable, Mapping, Sequence
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Callable, Mapping, Sequence
 
 from onemetal.errors import InputError
 from onemetal.net.secgroups_match import Part

@@ -16,12 +16,15 @@ is fewer, and its cost is known from counts alone, before any match text exists.
 from __future__ import annotations
 
 import ipaddress
-from dataclasses import dataclass
 from functools import cached_property
-from typing import Sequence
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Sequence
 
 from onemetal.errors import InputError
 from onemetal.opennebula.vm import SecurityGroupRule
+from onemetal.record import value
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -55,7 +58,7 @@ def merge_ranges(ranges: Sequence[tuple[int, int]]) -> tuple[tuple[int, int], ..
     return tuple(out)
 
 
-@dataclass(frozen=True)
+@value
 class Part:
     """One family and protocol of a rule: base, and one of ports (none: any), and one of
     networks (none: any address)."""

@@ -12,18 +12,22 @@ from __future__ import annotations
 import base64
 import socket
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, replace
-from typing import Callable, Sequence
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Callable, Sequence
 
 from lxml import etree
 
 from onemetal.errors import InputError, OneMetalError
 from onemetal.opennebula import values
 from onemetal.opennebula.resources import Host
+from onemetal.record import replace, value
 from onemetal.run import SshRunner
 
 OFFLINE = 8
-ResolveFn = Callable[[str], str]
+if TYPE_CHECKING:
+    ResolveFn = Callable[[str], str]
 
 
 def resolve(name: str) -> str:
@@ -77,7 +81,7 @@ def pool_xml(hosts: Sequence[Host]) -> str:
     return etree.tostring(root, encoding="unicode")
 
 
-@dataclass(frozen=True)
+@value
 class HostResult:
     host: str
     ok: bool

@@ -16,12 +16,15 @@ from __future__ import annotations
 import json
 import os
 import re
-from dataclasses import dataclass
-from typing import Iterable, Mapping
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Iterable, Mapping
 
 from onemetal.errors import InputError
 from onemetal.net.ovsdb import BridgeState, Interface
 from onemetal.reconcile import OWNER
+from onemetal.record import value
 from onemetal.run import Runner
 
 K_OWNER, K_ROLE = f"{OWNER}-owner", f"{OWNER}-role"
@@ -30,7 +33,7 @@ CANONICAL = re.compile(r"one-([0-9]+)-([0-9]+)\Z")
 SYS_NET = "/sys/class/net"
 
 
-@dataclass(frozen=True)
+@value
 class Claim:
     """A VM's NIC asking for a port by name."""
     vm_id: int

@@ -10,7 +10,9 @@ context and the VMM's libvirt <mtu> then get it.
 
 from __future__ import annotations
 
-from typing import Sequence, TextIO
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Sequence, TextIO
 
 from onemetal import config
 from onemetal.errors import InputError

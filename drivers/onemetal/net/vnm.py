@@ -13,7 +13,9 @@ holds it; the port's owner is checked again on the state read inside the lock.
 
 from __future__ import annotations
 
-from typing import Callable, Sequence, TextIO
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Callable, Sequence, TextIO
 
 from onemetal.errors import InputError
 from onemetal.net.antispoof import Guard, guard

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Mapping
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Mapping
 
 from onemetal.errors import InputError
 from onemetal.opennebula import values
 from onemetal.opennebula.vm import VM
 from onemetal.opennebula.xmlview import attrs, child, conv, expect_root, opt, req
+from onemetal.record import value
 
 if TYPE_CHECKING:
     from lxml import etree
@@ -19,7 +21,7 @@ HOST_STATES = {0: "INIT", 1: "MONITORING_MONITORED", 2: "MONITORED", 3: "ERROR",
 DATASTORE_TYPES = {0: "IMAGE", 1: "SYSTEM", 2: "FILE", 3: "BACKUP"}
 
 
-@dataclass(frozen=True)
+@value
 class Host:
     id: int
     name: str
@@ -58,7 +60,7 @@ def host_pool(root: "etree._Element") -> tuple[Host, ...]:
     return hosts
 
 
-@dataclass(frozen=True)
+@value
 class VmSummary:
     """What the NAT needs of a VM from one.vm.info or one.vmpool.info: owner and NICs."""
     id: int
@@ -70,7 +72,7 @@ class VmSummary:
     DONE = 6  # VM_STATE DONE (include/VirtualMachine.h)
 
 
-@dataclass(frozen=True)
+@value
 class Datastore:
     id: int
     name: str
@@ -100,7 +102,7 @@ class Datastore:
             template=template)
 
 
-@dataclass(frozen=True)
+@value
 class Image:
     id: int
     name: str
@@ -125,7 +127,7 @@ class Image:
             template=attrs(elem.find("TEMPLATE")))
 
 
-@dataclass(frozen=True)
+@value
 class VmmAction:
     """<VMM_DRIVER_ACTION_DATA>: what a virtualization script reads on stdin."""
 
@@ -148,7 +150,7 @@ class VmmAction:
                    datastore=Datastore.from_xml(ds) if ds is not None else None)
 
 
-@dataclass(frozen=True)
+@value
 class DsAction:
     """<DS_DRIVER_ACTION_DATA>: what a datastore script receives (stdin since 6.8, argv before)."""
 
