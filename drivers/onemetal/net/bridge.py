@@ -208,7 +208,7 @@ def converge(ovs: OvsDb, flows: FlowTable, net: NetConfig, request: Request,
     if created and request.tunnels is None and not request.vm_ports:
         return Outcome(diff(f"ports@{net.bridge}", {}, {}), None, False)  # nothing to remove
     check_ports(state, request.claims)
-    commands = bridge_commands(state, net)
+    bridge = bridge_commands(state, net)
     # A claimed port is only ever removed when OVSDB says it is the claimant's.
     scope = ((request.vm_scope - set(request.claims)) | set(owned_by(state, request.claims))
              | _stale_vm_ports(state))
@@ -219,13 +219,13 @@ def converge(ovs: OvsDb, flows: FlowTable, net: NetConfig, request: Request,
     have = {n: s for n, s in _owned(state).items()
             if (mesh and isinstance(s, TunnelSpec)) or n in scope}
     ports = diff(f"ports@{net.bridge}", {**(request.tunnels or {}), **request.vm_ports}, have)
-    commands += port_commands(net.bridge, ports)
+    commands = bridge + port_commands(net.bridge, ports)
     if dry_run:
         return Outcome(ports, None, created)
     leaving = _zones(state, ports.remove)
     if commands:
         ovs.transact(commands)
-        state = ovs.read(net.bridge)
+        state = _after(ovs, state, ports, bool(bridge))
     flows.flush_zones(_zones(state, ports.add))  # before its flows let traffic in
     vm_ports, tunnels, scope_groups = _flow_inputs(state, request)
     mine = [p for p in vm_ports if p.name in request.vm_scope]
@@ -244,6 +244,20 @@ def converge(ovs: OvsDb, flows: FlowTable, net: NetConfig, request: Request,
     # whose device vanished has no ofport left; its number survives in its flows' cookies.
     flows.flush_zones(leaving | orphans)
     return Outcome(ports, flow_plan, created)
+
+
+def _after(ovs: OvsDb, state: BridgeState, ports: Plan[str, PortSpec],
+           bridge_changed: bool) -> BridgeState:
+    """The bridge after the transaction. New or changed ports are read back (their ofport and
+    columns come from OVSDB); a transaction that only removed ports left what was read
+    minus them, so no second read is needed (clean, a peer leaving)."""
+    if bridge_changed or ports.add or ports.change:
+        return ovs.read(state.name)
+    return BridgeState(name=state.name, exists=state.exists, datapath_type=state.datapath_type,
+                       fail_mode=state.fail_mode, external_ids=state.external_ids,
+                       interfaces={n: i for n, i in state.interfaces.items()
+                                   if n not in ports.remove},
+                       elsewhere=state.elsewhere)
 
 
 def _zones(state: BridgeState, names: Mapping[str, object]) -> frozenset[int]:
