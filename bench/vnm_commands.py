@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """The external commands each VNM action runs on a lab host, and whether a no-change post writes.
 
-pre, post, post again (nothing to change) and clean of one filtered VM, each a step of
+pre (the tap does not exist yet), post (after the "hypervisor" plugged it), post again
+(nothing to change) and clean (the tap still plugged) of one filtered VM, each a step of
 oned's SSH stream as oneadmin (sudo -n for root), on a 2-host mesh with a neighbour
 VM on the bridge, traced with strace on the host's sshd (onemetal.lab.exec_trace).
 Prints per action: the commands the driver ran, the processes they made (sudo and
@@ -46,11 +47,12 @@ def main() -> int:
              ("post again", "post", ["deploy-77", HOST]), ("clean", "clean", [HOST])]
     with installed_lab(2, mesh=[HOST, "one-1"]) as lab:
         drive.deploy(lab, HOST, 78, [SampleNic(0, "192.168.0.78", "02:00:c0:a8:00:4e")])
-        lab.add_vm(HOST, "vm77", "br-mesh", "192.168.0.77/24", mac=nic.mac, port="one-77-0")
         print(f"{'action':11} {'commands':>8} {'processes':>9} {'ovsdb records':>13} "
               f"{'stdout':>6} {'stderr':>6}")
         listing = []
         for label, action, args in steps:
+            if action == "post" and label == "post":
+                lab.add_vm(HOST, "vm77", "br-mesh", "192.168.0.77/24", mac=nic.mac, port="one-77-0")
             before = ovsdb_records(lab)
             with traced(lab.host(HOST), lab.workdir) as trace:
                 result = drive.check(drive.vnm(lab, HOST, action, args, xml), label)
