@@ -103,3 +103,13 @@ def test_the_bench_runs_each_entry_to_its_stop(entry):
     assert proc.returncode == 0, proc.stderr
     line = next(l for l in proc.stdout.splitlines() if l.startswith(entry + " "))
     assert ("stopped before" in line) or ("ran to its end" in line)
+
+
+def test_flow_cookies_are_still_sha256_of_the_flow_without_hashlib():
+    import hashlib
+
+    from onemetal.net.openflow import OWNED, Flow
+
+    flow = Flow(10, 100, "tun_id=5,dl_dst=02:00:00:00:00:01", "output:3", group=7)
+    digest = hashlib.sha256(b"10|100|tun_id=5,dl_dst=02:00:00:00:00:01|output:3").digest()
+    assert flow.cookie == OWNED | (7 << 32) | int.from_bytes(digest[:4], "big")

@@ -12,7 +12,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
-from onemetal import record
+from onemetal import conftoml, record
 from onemetal.errors import ConfigError
 from onemetal.record import field, value
 
@@ -101,12 +101,14 @@ def _section(cls: type, name: str, raw: Any) -> Any:
 
 
 def parse(text: str, source: str = "onemetal.conf") -> Config:
-    import tomllib
+    raw = conftoml.loads(text)  # the plain files onemetal writes, without tomllib's import
+    if raw is None:
+        import tomllib
 
-    try:
-        raw = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"not valid TOML ({exc})", field=source) from None
+        try:
+            raw = tomllib.loads(text)
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"not valid TOML ({exc})", field=source) from None
     sections = {f.name: f for f in record.fields(Config)}
     built = {}
     for name, table in raw.items():

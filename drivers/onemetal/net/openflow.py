@@ -15,9 +15,16 @@ True
 
 from __future__ import annotations
 
-import hashlib
 import re
 from types import MappingProxyType
+
+try:  # CPython's own SHA-256: hashlib would load OpenSSL, about 2 ms of every action's start-up
+    from _sha256 import sha256  # Python 3.11
+except ImportError:  # pragma: no cover - other Pythons
+    try:
+        from _sha2 import sha256  # 3.12 and later
+    except ImportError:
+        from hashlib import sha256
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -45,7 +52,7 @@ class Flow:
 
     @property
     def cookie(self) -> int:
-        digest = hashlib.sha256(
+        digest = sha256(
             f"{self.table}|{self.priority}|{self.match}|{self.actions}".encode()).digest()
         return OWNED | (self.group << 32) | int.from_bytes(digest[:4], "big")
 
