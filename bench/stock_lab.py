@@ -105,19 +105,22 @@ def _ports(host: LabHost, bridge: str) -> list[str]:
     return host.vsctl("list-ports", bridge).split()
 
 
-def _vxlan(host: LabHost, dev: str) -> dict[str, object] | None:
+def _linkinfo(host: LabHost, dev: str) -> dict[str, object] | None:
+    """`ip -d link`'s linkinfo of `dev`, or None when there is no such device."""
     result = host.run(["ip", "-d", "-j", "link", "show", dev], check=False)
     if result.returncode != 0:
         return None
-    return json.loads(result.stdout)[0].get("linkinfo", {})
+    info: dict[str, object] = json.loads(result.stdout)[0].get("linkinfo", {})
+    return info
 
 
 def check_pre(host: LabHost, vm: StockVm) -> None:
-    info = _vxlan(host, vm.vxlan_dev)
-    data = (info or {}).get("info_data", {})
-    if (info or {}).get("info_kind") != "vxlan" or data.get("id") != OUTER_VLAN_ID:  # type: ignore[union-attr]
-        raise AssertionError(f"stock pre: no VXLAN device {vm.vxlan_dev} with VNI "
-                             f"{OUTER_VLAN_ID}: {info}")
+    info = _linkinfo(host, vm.vxlan_dev) or {}
+    data = info.get("info_data") or {}
+    wanted = {"id": OUTER_VLAN_ID, "group": f"239.0.0.{OUTER_VLAN_ID}", "link": PHYDEV}
+    if info.get("info_kind") != "vxlan" or any(
+            data.get(k) != v for k, v in wanted.items()):  # type: ignore[union-attr]
+        raise AssertionError(f"stock pre: {vm.vxlan_dev} is not a VXLAN device {wanted}: {info}")
     if vm.vxlan_dev not in _ports(host, vm.bridge):
         raise AssertionError(f"stock pre: {vm.vxlan_dev} is not a port of {vm.bridge}")
 
@@ -142,5 +145,5 @@ def check_post(host: LabHost, vm: StockVm) -> None:
 def check_clean(host: LabHost, vm: StockVm) -> None:
     if host.run(["ovs-vsctl", "br-exists", vm.bridge], check=False).returncode != 2:
         raise AssertionError(f"stock clean: bridge {vm.bridge} is still there")
-    if _vxlan(host, vm.vxlan_dev) is not None:
+    if _linkinfo(host, vm.vxlan_dev) is not None:
         raise AssertionError(f"stock clean: device {vm.vxlan_dev} is still there")
