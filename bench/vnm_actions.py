@@ -115,17 +115,6 @@ def stock_missing(tree: str | None) -> str | None:
     return None
 
 
-def stock_missing(tree: str | None) -> str | None:
-    """Why the stock side cannot run here, or None."""
-    if not tree:
-        return "no --stock DIR given (bench/stock_tree.py builds one; see docs/bench.md)"
-    if not shutil.which("ruby"):
-        return "ruby not found: the stock driver is Ruby (Debian package ruby)"
-    if not os.path.isfile(os.path.join(tree, "vnm", stock_lab.DRIVER, "pre")):
-        return f"{tree} has no vnm/{stock_lab.DRIVER}/pre: not a stock remotes tree"
-    return None
-
-
 def spread(values: list[float]) -> str:
     ms = [v * 1000 for v in values]
     return f"{statistics.median(ms):6.1f} [{min(ms):.0f}..{max(ms):.0f}]"
