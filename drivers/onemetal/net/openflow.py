@@ -19,12 +19,9 @@ import re
 from types import MappingProxyType
 
 try:  # CPython's own SHA-256: hashlib would load OpenSSL, about 2 ms of every action's start-up
-    from _sha256 import sha256  # Python 3.11
-except ImportError:  # pragma: no cover - other Pythons
-    try:
-        from _sha2 import sha256  # 3.12 and later
-    except ImportError:
-        from hashlib import sha256
+    from _sha256 import sha256  # Python 3.11 (Debian 12)
+except ImportError:  # pragma: no cover - later Pythons renamed it
+    from hashlib import sha256
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
