@@ -15,6 +15,7 @@ from onemetal.lab.samples import SampleNic, vnm_vm_xml
 
 HOSTS = ["one-0", "one-1"]
 PEERS = "/var/lib/onemetal/mesh/peers.json"
+PROBE = "/var/tmp/one/im/kvm-probes.d/host/system/onemetal_mesh"
 
 
 def vm_nic(vm_id: int) -> SampleNic:
@@ -34,6 +35,10 @@ def tools(commands):
         program, *words = argv[2:] if argv[:2] == ("sudo", "-n") else argv
         out.append(" ".join([program, *[w for w in words if not w.startswith("-")][:1]]))
     return out
+
+
+def columns_of(read):
+    return next(w for w in read if w.startswith("--columns=")).split("=")[1].split(",")
 
 
 def ovsdb_records(lab, host) -> int:
@@ -72,9 +77,9 @@ def test_no_change_post_reads_ovsdb_and_flows_once_and_writes_nothing(lab):
     assert (result.stdout, result.stderr) == ("", "")
     assert ovsdb_records(lab, "one-0") == before  # no transaction
     # The read asks for the columns the action needs: no counters, no BFD status.
-    columns = next(w for w in commands[0] if w.startswith("--columns=")).split("=")[1]
+    columns = columns_of(commands[0])
     assert "statistics" not in columns and "bfd_status" not in columns
-    assert "name" in columns.split(",") and "ofport" in columns.split(",")
+    assert "name" in columns and "ofport" in columns
 
 
 def test_clean_removes_the_port_with_one_read_of_ovsdb(lab):
@@ -86,6 +91,19 @@ def test_clean_removes_the_port_with_one_read_of_ovsdb(lab):
     assert vm.port not in lab.host("one-0").vsctl("list-ports", "br-mesh").split()
     flows = lab.host("one-0").run(["ovs-ofctl", "dump-flows", "br-mesh"]).stdout
     assert "02:00:c0:a8:05:34" not in flows  # the port's own flows went with it
+
+
+def test_the_probe_reads_bfd_status_in_its_one_command_and_a_sync_learns_the_mtu(lab):
+    with traced(lab.host("one-0"), lab.workdir) as trace:
+        report = lab.ssh("one-0").run([PROBE]).stdout
+    [read] = trace.commands(PROBE)
+    assert tools([read]) == ["ovs-vsctl list"] and "bfd_status" in columns_of(read)
+    assert 'ONEMETAL_MESH_MTU="1450"' in report and 'TUNNEL_IP="172.31.255.11"' in report, report
+    with traced(lab.host("one-0"), lab.workdir) as trace:
+        drive.mesh(lab, "sync", HOSTS)
+    # Nothing to change: the MTU learned (without sudo), the bridge and the flows read.
+    assert tools(trace.commands("/onemetal/call")) == ["ip addr", "ovs-vsctl list",
+                                                       "ovs-ofctl dump-flows"]
 
 
 def test_underlay_mtu_comes_from_the_last_sync_and_follows_a_change_at_the_next(lab):

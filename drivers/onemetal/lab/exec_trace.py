@@ -40,7 +40,8 @@ class Trace:
     execs: list[tuple[int, tuple[str, ...]]] = field(default_factory=list)  # (pid, argv), in order
 
     def _pids_of(self, script: str) -> set[int]:
-        return {pid for pid, argv in self.execs if argv and argv[0].endswith(script)}
+        # argv[1] too: a script started through its interpreter (`python3 .../onemetal/call`).
+        return {pid for pid, argv in self.execs if any(a.endswith(script) for a in argv[:2])}
 
     def _descends(self, pid: int, roots: set[int]) -> bool:
         seen = 0
@@ -52,7 +53,7 @@ class Trace:
         return False
 
     def commands(self, script: str) -> list[tuple[str, ...]]:
-        """What the script (an argv[0] ending in `script`) ran itself: its children's first exec."""
+        """What the script (argv[0] or [1] ends in `script`) ran itself: its children's first exec."""
         roots = self._pids_of(script)
         first: dict[int, tuple[str, ...]] = {}
         for pid, argv in self.execs:
