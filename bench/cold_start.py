@@ -18,7 +18,10 @@ refuses them here (the last step before the host lock and the first command). Th
 directory (and net.underlay_mtu = 1500), so nothing outside it is read or written;
 nat-apply runs with --dry-run.
 
-    bench/cold_start.py [--runs N] [--only ENTRY ...]
+    bench/cold_start.py [--runs N] [--only ENTRY ...] [--tree DIR]
+
+--tree measures the remotes of another checkout (a worktree of an older commit, for
+a before/after comparison); that tree's onemetal.run must know the stop variable.
 """
 
 from __future__ import annotations
@@ -44,9 +47,9 @@ PYTHON = "/usr/bin/python3"
 # are timed up to that check, the last step before the host lock and the first command.
 NO_TAP = "/TARGET: device one-42-0 does not exist on this host"
 GOAL = 2.5
-CALL = os.path.join(REPO, "remotes", "onemetal", "call")
-VNM = os.path.join(REPO, "remotes", "vnm", "ovswitch_vxlan_unicast")
-PROBE = os.path.join(REPO, "remotes", "im", "kvm-probes.d", "host", "system", "onemetal_mesh")
+CALL = ("remotes", "onemetal", "call")
+VNM = ("remotes", "vnm", "ovswitch_vxlan_unicast")
+PROBE = ("remotes", "im", "kvm-probes.d", "host", "system", "onemetal_mesh")
 
 
 def _vm_payload() -> str:
@@ -76,8 +79,8 @@ def _vnet_payload() -> str:
                        "<VLAN_ID_AUTOMATIC>0</VLAN_ID_AUTOMATIC><TEMPLATE/></VNET>") + "\n"
 
 
-def cases() -> dict[str, tuple[list[str], str]]:
-    """Entry (or "probe") -> (argv after the interpreter, stdin)."""
+def cases(tree: str = REPO) -> dict[str, tuple[list[str], str]]:
+    """Entry (or "probe") -> (argv after the interpreter, stdin), for the remotes of `tree`."""
     vm = _vm_payload()
     pool = samples.b64(samples.host_pool_xml([(0, "one-0", "10.0.0.41"), (1, "one-1", "10.0.0.42"),
                                               (2, "one-2", "10.0.0.43")])) + "\n"
@@ -92,10 +95,10 @@ def cases() -> dict[str, tuple[list[str], str]]:
         if entry.startswith("vnm-"):
             action = entry.removeprefix("vnm-")
             payload = _vnet_payload() if action.startswith("vnet_") else vm
-            out[entry] = ([os.path.join(VNM, action), *vnm_args[action]], payload)
+            out[entry] = ([os.path.join(tree, *VNM, action), *vnm_args[action]], payload)
         else:
-            out[entry] = ([CALL, entry, *args.get(entry, [])], stdin[entry])
-    out["probe"] = ([PROBE], "")
+            out[entry] = ([os.path.join(tree, *CALL), entry, *args.get(entry, [])], stdin[entry])
+    out["probe"] = ([os.path.join(tree, *PROBE)], "")
     return out
 
 
@@ -122,8 +125,9 @@ def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=21)
     parser.add_argument("--only", nargs="*", help="entries to measure (default: all)")
+    parser.add_argument("--tree", default=REPO, help="the checkout whose remotes to run")
     opts = parser.parse_args(argv)
-    todo = {k: v for k, v in cases().items() if not opts.only or k in opts.only}
+    todo = {k: v for k, v in cases(opts.tree).items() if not opts.only or k in opts.only}
     with tempfile.TemporaryDirectory(prefix="onemetal-bench-") as tmp:
         conf = os.path.join(tmp, "onemetal.conf")
         with open(conf, "w", encoding="utf-8") as f:
@@ -143,6 +147,7 @@ def main(argv: list[str]) -> int:
                 outcome(name, proc)
                 times[name].append(elapsed)
     bare = statistics.median(times["bare"])
+    print(f"remotes of {opts.tree}")
     print(f"median of {opts.runs} runs each; bare interpreter ({' '.join(bare_argv)}): {bare:.1f} ms; "
           f"goal <= {GOAL}x = {bare * GOAL:.1f} ms")
     print(f"{'entry':18} {'ms':>7} {'ratio':>6}  goal  ends")

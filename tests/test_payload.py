@@ -66,3 +66,29 @@ def test_predefined_entities_cdata_and_encodings_read_as_text_without_comments()
                                 + b"<VM><!-- c --><?pi x?><A>&lt;&amp;\xe9</A>"
                                   b"<B><![CDATA[<!DOCTYPE x>]]></B></VM>")
     assert [(e.tag, e.text) for e in root] == [("A", "<&\u00e9"), ("B", "<!DOCTYPE x>")]
+
+
+def test_the_host_tree_reads_as_lxml_reads_the_same_document():
+    from lxml import etree
+
+    xml = (b"<VM><ID> 7 </ID><T><NIC><IP>1</IP></NIC><NIC><IP>2</IP></NIC></T><T><NIC><IP>3</IP>"
+           b"</NIC></T><E/><M>before<X/>after</M><A k='v'>x</A></VM>")
+    ours, theirs = payload.parse_xml(xml), etree.fromstring(xml)
+    for path in ("ID", "T/NIC/IP", "T/NIC", "E", "M", "A", "missing", "T/missing"):
+        assert [(e.tag, e.text, len(e)) for e in ours.findall(path)] == \
+            [(e.tag, e.text, len(e)) for e in theirs.findall(path)], path
+        assert ours.findtext(path) == theirs.findtext(path), path
+        assert (ours.find(path) is None) == (theirs.find(path) is None), path
+    assert ours.findtext("missing", "d") == "d" and ours.find("A").get("k") == "v"
+    with pytest.raises(ValueError, match="plain tags"):
+        ours.findall(".//NIC")
+
+
+def test_a_doctype_far_into_the_prolog_and_a_billion_laughs_are_refused():
+    late = b"<?xml version='1.0'?><!--" + b"x" * 100_000 + b"--><!DOCTYPE VM><VM/>"
+    with pytest.raises(InputError, match="DOCTYPE"):
+        payload.parse_xml(late)
+    laughs = (b'<!DOCTYPE VM [' + b"".join(b'<!ENTITY e%d "%s">' % (i, b"&e%d;" % (i - 1) * 10 if i else b"x" * 10)
+                                           for i in range(10)) + b"]><VM>" + b"&e9;" * 100_000 + b"</VM>")
+    with pytest.raises(InputError, match="DOCTYPE"):
+        payload.parse_xml(laughs)

@@ -111,3 +111,13 @@ def test_datastore_base_path_with_dotdot_is_refused():
            "<NAME>d</NAME><BASE_PATH>/var/lib/one/../../etc</BASE_PATH></DATASTORE></DS_DRIVER_ACTION_DATA>")
     with pytest.raises(InputError, match=r"DATASTORE\[ID=1\]/BASE_PATH"):
         DsAction.from_xml(read_payload(xml))
+
+
+def test_views_read_the_host_parser_and_lxml_alike():
+    from lxml import etree
+
+    xml = samples.big_vm_xml(50_000).replace(
+        "<TEMPLATE></TEMPLATE>", "<TEMPLATE>" + samples.sg_rule_xml(0, "TCP", "inbound", range="22,80:90")
+        + "</TEMPLATE>", 1)
+    assert VM.from_xml(read_payload(xml)) == VM.from_xml(etree.fromstring(xml.encode()))
+    assert VM.from_xml(read_payload(xml)).security_group_rules

@@ -13,8 +13,11 @@ from __future__ import annotations
 import json
 
 from onemetal.errors import ConfigError, InputError
-from onemetal.opennebula.vm import Nic
-from onemetal.run import Runner
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # annotations only: vnet_create runs no command and reads no NIC
+    from onemetal.opennebula.vm import Nic
+    from onemetal.run import Runner
 
 VXLAN_OVERHEAD = 50
 MIN_MTU = 68

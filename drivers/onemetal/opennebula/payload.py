@@ -4,13 +4,13 @@ The parser resolves no entities, loads no DTD, reads nothing from the network
 and refuses documents above a size limit, since the payload crosses a trust
 boundary (VM templates are written by users).
 
-It is the standard library's expat (through ElementTree's C tree builder), not
+It is the standard library's expat, building the small tree of xmltree.py, not
 lxml: importing lxml alone costs hosts about twice a bare interpreter's start-up.
-A document with a DOCTYPE is refused before it is parsed, which also refuses every
-entity declaration; without one, expat knows only the five predefined entities and
-fails on any other reference. expat never opens a file or a URL. The elements
-have lxml's reading API (find, findall, findtext, tag, text, len, iteration),
-which is all the views use; the frontend's own XML building keeps lxml.
+A DOCTYPE is refused as soon as expat meets it, which also refuses every entity
+declaration; without one, expat knows only the five predefined entities and fails
+on any other reference. expat never opens a file or a URL. The elements have the
+reading API of lxml's (find, findall, findtext, tag, text, len, iteration), which is
+all the views use; the frontend's own XML building keeps lxml.
 """
 
 from __future__ import annotations
@@ -18,11 +18,12 @@ from __future__ import annotations
 import base64
 import binascii
 from onemetal.errors import InputError
+from onemetal.opennebula import xmltree
 from onemetal.opennebula.xmlview import expect_root
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from xml.etree.ElementTree import Element
+    from onemetal.opennebula.xmltree import Element
 
 # A VM with hundreds of NICs and disks stays well under this; a larger payload is a mistake or an attack.
 MAX_XML_BYTES = 4 * 1024 * 1024
@@ -42,50 +43,13 @@ def decode_base64(text: str | bytes, field: str = "stdin") -> bytes:
         raise InputError("not valid base64", field) from None
 
 
-# How much of a document the DOCTYPE check reads at a time: the prolog is short, and
-# the check stops at the root element, so a hostile internal subset is never expanded.
-_PROLOG_CHUNK = 4096
-
-
-class _Prolog(Exception):
-    """Raised inside expat to stop the DOCTYPE check; carries what it found."""
-
-
-def _refuse_doctype(data: bytes, field: str) -> None:
-    from xml.parsers import expat
-
-    def doctype(*_: object) -> None:
-        raise _Prolog("doctype")
-
-    def root(*_: object) -> None:
-        raise _Prolog("root")
-
-    parser = expat.ParserCreate()
-    parser.StartDoctypeDeclHandler = doctype
-    parser.StartElementHandler = root
-    try:
-        for start in range(0, len(data), _PROLOG_CHUNK):
-            parser.Parse(data[start:start + _PROLOG_CHUNK], False)
-        parser.Parse(b"", True)
-    except _Prolog as found:
-        if found.args[0] == "doctype":
-            raise InputError("XML with a DOCTYPE is refused", field) from None
-    except expat.ExpatError as exc:
-        raise InputError(f"malformed XML ({exc})", field) from None
-
-
 def parse_xml(data: bytes, field: str = "stdin") -> "Element":
     if len(data) > MAX_XML_BYTES:
         raise InputError(f"XML larger than {MAX_XML_BYTES} bytes", field)
-    _refuse_doctype(data, field)
-    from xml.etree.ElementTree import ParseError, XMLParser  # hosts only pay for it when parsing
-
-    parser = XMLParser()  # the C tree builder; drops comments and processing instructions
     try:
-        parser.feed(data)
-        return parser.close()
-    except ParseError as exc:
-        raise InputError(f"malformed XML ({exc})", field) from None
+        return xmltree.parse(data)
+    except xmltree.XmlRefused as exc:
+        raise InputError(str(exc), field) from None
 
 
 def read_payload(text: str | bytes, field: str = "stdin", *, root: str | None = None
