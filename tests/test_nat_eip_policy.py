@@ -120,16 +120,18 @@ def test_policy_settings_parse_from_toml():
 
 # -- the reconcile's judgement -------------------------------------------------------------------
 def test_stale_mappings_are_those_no_live_vm_nic_backs():
-    maps = [Mapping(f"3.3.3.{i}", f"10.0.0.4{i}", i, 0, f"192.168.0.{i}", 0) for i in range(2, 6)]
+    maps = [Mapping(f"3.3.3.{i}", f"10.0.0.4{i}", i, 0, f"192.168.0.{i}", 0) for i in range(2, 7)]
     live_vms = {
         3: VmSummary(3, 2, 100, 3, ((0, "192.168.0.3", 0),)),     # running, as mapped
         4: VmSummary(4, 2, 100, 8, ((1, "192.168.0.4", 0),)),     # NIC 0 detached, NIC 1 added
         5: VmSummary(5, 2, 100, 8, ((0, "192.168.0.55", 0),)),    # NIC 0 with another address
+        6: VmSummary(6, 2, 100, 3, ((0, "192.168.0.6", 1),)),     # NIC 0 again, on vnet 1
     }
     assert [(m.vm_id, why) for m, why in live.stale(maps, live_vms)] == [
         (2, "VM 2 is gone (DONE or absent)"),
-        (4, "VM 4 no longer has NIC 0 with 192.168.0.4"),
-        (5, "VM 5 no longer has NIC 0 with 192.168.0.5")]
+        (4, "VM 4 no longer has NIC 0 with 192.168.0.4 on vnet 0"),
+        (5, "VM 5 no longer has NIC 0 with 192.168.0.5 on vnet 0"),
+        (6, "VM 6 no longer has NIC 0 with 192.168.0.6 on vnet 0")]
 
 
 # -- oned's template semantics (the API stand-in) ---------------------------------------------

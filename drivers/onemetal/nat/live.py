@@ -4,7 +4,8 @@ A lost DONE hook, or a NIC detached from a running VM, would otherwise leave a
 mapping for good, and the next VM leased that private IP (maybe another tenant's)
 would receive the EIP's traffic. oned's VM pool is the truth for which VMs and NICs
 exist: a mapping whose VM is not in it (DONE, or purged), or whose VM no longer has
-that NIC with that IP, is stale. VMs that are powered off, stopped or undeployed
+that NIC with that IP on that vnet, is stale (a NIC detached and attached again can
+reuse the id and the IP on another vnet, whose subnet the mapping's SNAT does not cover). VMs that are powered off, stopped or undeployed
 keep their NICs and so their EIPs, as at RUNNING again.
 """
 
@@ -25,8 +26,9 @@ def stale(mappings: Sequence[Mapping], live: MappingType[int, VmSummary]) -> lis
         vm = live.get(m.vm_id)
         if vm is None:
             out.append((m, f"VM {m.vm_id} is gone (DONE or absent)"))
-        elif not any(nic_id == m.nic_id and ip == m.vm_ip for nic_id, ip, _ in vm.nics):
-            out.append((m, f"VM {m.vm_id} no longer has NIC {m.nic_id} with {m.vm_ip}"))
+        elif (m.nic_id, m.vm_ip, m.vnet_id) not in vm.nics:
+            out.append((m, f"VM {m.vm_id} no longer has NIC {m.nic_id} with {m.vm_ip} "
+                           f"on vnet {m.vnet_id}"))
     return out
 
 
