@@ -11,10 +11,10 @@ their ratio. Goal: every entry at most 2.5x the bare interpreter.
 
 Entries that need a host (OVS, sudo) are measured up to their first external command:
 the environment sets ONEMETAL_BENCH_STOP_BEFORE_RUN=1, which makes onemetal.run end
-the process (exit 97) right before it would start that command (benchmark only; see
-run.py). An entry that runs no command (describe-vm, vnet_create) is timed to its
-end; post, update_sg and update_nic, which need the VM's taps, to the check that
-refuses them here (the last step before the host lock and the first command). The configuration is a temporary onemetal.conf whose state_dir is a temporary
+the process (exit 97, with os._exit: no interpreter teardown is timed) right before
+it would start that command (benchmark only; see run.py). An entry that runs no command (describe-vm, vnet_create) is timed to its
+end, teardown included; post, which needs the VM's taps, to the check that refuses
+it here (the last step before the host lock and the first command). The configuration is a temporary onemetal.conf whose state_dir is a temporary
 directory (and net.underlay_mtu = 1500), so nothing outside it is read or written;
 nat-apply runs with --dry-run.
 
@@ -43,8 +43,7 @@ from onemetal.lab import samples  # noqa: E402
 from onemetal.run import BENCH_STOP, BENCH_STOP_CODE  # noqa: E402
 
 PYTHON = "/usr/bin/python3"
-# post, update_sg and update_nic need the VM's taps, which only a host running the VM has: they
-# are timed up to that check, the last step before the host lock and the first command.
+# post needs the VM's taps, which only a host running the VM has: it is timed up to that check.
 NO_TAP = "/TARGET: device one-42-0 does not exist on this host"
 GOAL = 2.5
 CALL = ("remotes", "onemetal", "call")
