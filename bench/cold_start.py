@@ -69,7 +69,9 @@ def _nat_state() -> str:
     return json.dumps({"vnets": [{"vnet_id": 0, "subnet": "192.168.0.0/24", "gateway": "192.168.0.1",
                                   "snat_ip": "10.0.0.41", "vni": 100}],
                        "addresses": addresses, "mappings": mappings, "forwards": forwards,
-                       "interface": "ens5", "generation": 7})
+                       "interface": "ens5", "generation": 7,
+                       # nat.blocked_networks and nat.allowed as pushed with their defaults
+                       "blocked_networks": [], "allowed": []})
 
 
 def _vnet_payload() -> str:
