@@ -5,8 +5,8 @@ pre makes a bridge of the NIC's own (BRIDGE) and a kernel VXLAN device `<PHYDEV>
 (`ip link add ... type vxlan id <VNI> group 239.0.0.0+VNI dev <PHYDEV>`, multicast: no peers to
 know) as a port of it; post finds the tap through `virsh dumpxml`, sets its mtu_request, VLAN tag
 (the NIC's VLAN_ID), trunks and vlan_mode, and adds its flows (table 0 note + resubmit, spoofing
-tables 10 and 20); clean deletes the flows and the port, then the VXLAN device and the bridge
-once nothing else is on it.
+tables 10 and 20); clean deletes the port (and the flows of a port the tap has left already),
+then the VXLAN device and the bridge once nothing else is on it, which takes the flows along.
 
 Two things the lab supplies: libvirt, whose `virsh dumpxml` stock asks for the tap (a stand-in
 that prints the domain's interface from a file, cheaper than virsh's connection to libvirtd), and
