@@ -74,17 +74,44 @@ def test_with_ip_checks_off_only_the_mac_is_checked():
                                      f"in_port=7,dl_src={MAC},arp", f"in_port=7,dl_src={MAC}"]
 
 
-def test_nic_addresses_and_aliases_reach_the_guard():
-    n = SampleNic(0, "192.168.0.5", MAC, extra=(("IP6_GLOBAL", "2001:DB8::5"),
-                                                ("IP6_ULA", "fd00::5"), ("VROUTER_IP", "192.168.0.250")))
+def test_nic_addresses_and_same_vnet_aliases_reach_the_guard():
+    iid = link_local(MAC)[len("fe80::"):]
+    n = SampleNic(0, "192.168.0.5", MAC, extra=(("IP6_GLOBAL", f"2001:DB8::{iid.upper()}"),
+                                                ("IP6_ULA", f"fd00::{iid}")))
     alias = SampleNic(1, "192.168.0.6", "02:00:c0:a8:00:06",
                       extra=(("PARENT_ID", "0"), ("IP6", "2001:db8::6")))
     other = SampleNic(2, "192.168.0.7", "02:00:c0:a8:00:07", extra=(("PARENT_ID", "9"),))
     v = vm([n], aliases=[alias, other])
     [parent] = own_nics(v)
     g = nic_guard(v, parent)
-    assert g.ip and g.ipv4 == ("192.168.0.5", "192.168.0.250", "192.168.0.6")
-    assert g.ipv6 == ("2001:db8::5", "fd00::5", "2001:db8::6", link_local(MAC))
+    assert g.ip and g.ipv4 == ("192.168.0.5", "192.168.0.6")
+    assert g.ipv6 == (f"2001:db8::{iid}", f"fd00::{iid}", "2001:db8::6",
+                      link_local(MAC))
+
+
+@pytest.mark.parametrize("extra", [(("NETWORK_ID", "1"),), (("VLAN_ID", "200"),),
+                                   (("NETWORK_ID", "1"), ("VLAN_ID", "200"))])
+def test_an_alias_from_another_vnet_gives_the_port_no_address(extra):
+    alias = SampleNic(1, "192.168.0.9", "02:00:c0:a8:00:09",
+                      extra=(("PARENT_ID", "0"), ("IP6", "2001:db8::9"), *extra))
+    v = vm([SampleNic(0, "192.168.0.5", MAC)], aliases=[alias])
+    g = nic_guard(v, own_nics(v)[0])
+    assert g.ipv4 == ("192.168.0.5",) and g.ipv6 == ()
+
+
+@pytest.mark.parametrize("key,address", [
+    ("VROUTER_IP", "192.168.0.250"), ("IP6_LINK", "fe80::1"),
+    ("IP6_GLOBAL", "2001:db8::5"), ("IP6_ULA", "fd00::c0ff:fea8:6"),
+    ("IP6_LINK", "fe80::c0ff:fea8:6")])  # another MAC's
+def test_addresses_the_tenant_wrote_are_not_the_nics(key, address):
+    v = vm([SampleNic(0, "192.168.0.5", MAC, extra=((key, address),))])
+    g = nic_guard(v, own_nics(v)[0])
+    assert g.ipv4 == ("192.168.0.5",) and g.ipv6 == ()
+
+
+def test_the_eui64_link_local_the_tenant_wrote_is_the_nics():
+    v = vm([SampleNic(0, "192.168.0.5", MAC, extra=(("IP6_LINK", link_local(MAC)),))])
+    assert nic_guard(v, own_nics(v)[0]).ipv6 == (link_local(MAC),)
 
 
 @pytest.mark.parametrize("value,ip", [("NO", False), ("no", False), ("YES", True), (None, True)])

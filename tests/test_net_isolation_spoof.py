@@ -9,7 +9,7 @@ import pytest
 from conftest import installed_lab
 
 from onemetal.lab import drive, spoof, traffic
-from onemetal.lab.samples import SampleNic
+from onemetal.lab.samples import SampleNic, vnm_vm_xml
 from onemetal.net.antispoof import link_local
 
 HOSTS = ["one-0", "one-1"]
@@ -128,3 +128,35 @@ def test_filter_ip_spoofing_no_turns_the_ip_checks_off_and_keeps_the_mac_check(v
     seen = sent_and_seen(vm["trusted"], {"victim1": vm["victim1"]}, {**ip_forged, **mac_forged})
     assert {what: seen[what] for what in ip_forged} == {what: ["victim1"] for what in ip_forged}
     assert {what: seen[what] for what in mac_forged} == {what: [] for what in mac_forged}
+
+
+def aliased_attacker(lab, alias: SampleNic) -> tuple[object, str]:
+    """VM 405 on one-0, with `alias` riding on its NIC 0; returns the VM and its document."""
+    n = nic(405)
+    xml = vnm_vm_xml(405, "one-0", [n], aliases=[alias])
+    drive.check(drive.vnm(lab, "one-0", "pre", [], xml), "pre")
+    vm = lab.add_vm("one-0", "vm405-0", "br-mesh", f"{n.ip}/24", mac=n.mac, port="one-405-0")
+    drive.check(drive.vnm(lab, "one-0", "post", ["deploy-405", "one-0"], xml), "post")
+    return vm, xml
+
+
+def test_an_alias_from_another_vnet_does_not_let_the_port_arp_for_its_address(lab, vms):
+    vm, nics = vms
+    victims = {v: vm[v] for v in ("victim1", "victim2")}
+    v1 = nics["victim1"]
+    # oned leased the alias from the tenant's vnet 7 (VNI 500), where victim1's IP is free.
+    foreign = SampleNic(1, v1.ip, "02:00:c0:a8:05:0b", vlan_id=500,
+                        extra=(("PARENT_ID", "0"), ("NETWORK_ID", "7")))
+    attacker, _ = aliased_attacker(lab, foreign)
+    mac = nic(405).mac
+    frames = {"for the alias": spoof.arp(mac, mac, v1.ip, v1.ip),
+              "for itself": spoof.arp(mac, mac, nic(405).ip, nic(405).ip)}
+    assert sent_and_seen(attacker, victims, frames) == {"for the alias": [],
+                                                        "for itself": ["victim1", "victim2"]}
+    # The same alias on the parent's own vnet is the NIC's address (so the check above can fail).
+    own = SampleNic(1, "192.168.4.30", "02:00:c0:a8:04:1e", vlan_id=400,
+                    extra=(("PARENT_ID", "0"),))
+    xml = vnm_vm_xml(405, "one-0", [nic(405)], aliases=[own])
+    drive.check(drive.vnm(lab, "one-0", "update_nic", ["deploy-405", "0"], xml), "update_nic")
+    seen = sent_and_seen(attacker, victims, {"alias": spoof.arp(mac, mac, own.ip, own.ip)})
+    assert seen == {"alias": ["victim1", "victim2"]}

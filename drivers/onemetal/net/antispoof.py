@@ -15,7 +15,7 @@ not the vnet's router. With it off (a NIC an admin trusts to route) only the MAC
 
 >>> g = guard("02:00:c0:a8:00:05", ["192.168.0.5"], ["2001:db8::5"])
 >>> g.ipv6
-('2001:db8::5', 'fe80::c0:a8ff:fe00:5')
+('2001:db8::5', 'fe80::c0ff:fea8:5')
 """
 
 from __future__ import annotations
@@ -48,6 +48,13 @@ def link_local(mac: str) -> str:
     octets[0] ^= 0x02
     eui = bytes(octets[:3]) + b"\xff\xfe" + bytes(octets[3:])
     return str(ipaddress.IPv6Address(b"\xfe\x80" + bytes(6) + eui))
+
+
+def slaac(address: str, mac: str) -> bool:
+    """The address's interface id is the MAC's EUI-64, as oned derives IP6_GLOBAL and IP6_ULA
+    from an address range's prefixes: one the tenant wrote otherwise is not the NIC's."""
+    return (ipaddress.IPv6Address(address).packed[8:]
+            == ipaddress.IPv6Address(link_local(mac)).packed[8:])
 
 
 def guard(mac: str, ipv4: Iterable[str], ipv6: Iterable[str], ip: bool = True) -> Guard:

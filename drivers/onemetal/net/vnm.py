@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from typing import Callable, Sequence, TextIO
 
 from onemetal.errors import InputError
-from onemetal.net.antispoof import Guard, guard
+from onemetal.net.antispoof import Guard, guard, link_local, slaac
 from onemetal.net.bridge import Outcome, Request, VmPortSpec, converge, device_exists
 from onemetal.net.host import NetHost
 from onemetal.net.peers import Mesh
@@ -76,13 +76,28 @@ def port_specs(host: NetHost, vm: VM, mesh: Mesh | None = None) -> dict[str, VmP
     return {port_name(vm, n): nic_spec(vm, n, host.cfg.net.bridge, maximum) for n in own_nics(vm)}
 
 
+def leased_ip6s(nic: Nic) -> list[str]:
+    """The NIC's IPv6 addresses oned vouches for. oned leases IP6 from the address range but
+    keeps an IP6_GLOBAL, IP6_ULA or IP6_LINK the tenant wrote where the range sets none, so
+    those count only as what oned derives: the MAC's EUI-64 behind a prefix, its link-local."""
+    out = [nic.ip6] if nic.ip6 else []
+    for key in ("IP6_GLOBAL", "IP6_ULA", "IP6_LINK"):
+        raw = nic.attributes.get(key)
+        if not raw or not nic.mac:
+            continue
+        address = values.ip(raw, key, 6)  # checked when the view was built
+        if (address == link_local(nic.mac)) if key == "IP6_LINK" else slaac(address, nic.mac):
+            out.append(address)
+    return out
+
+
 def nic_guard(vm: VM, nic: Nic) -> Guard:
-    """The addresses the NIC's port may send from: its own and its aliases'. IP checks are on
-    unless FILTER_IP_SPOOFING=NO (a restricted attribute: only an admin sets it)."""
+    """The addresses the NIC's port may send from: its own and its same-vnet aliases'. IP
+    checks are on unless FILTER_IP_SPOOFING=NO (a restricted attribute: only an admin sets
+    it). VROUTER_IP is not taken: the tenant writes it; a virtual router needs that NO."""
     nics = (nic, *vm.aliases_of(nic))
-    ipv4 = [a for n in nics for a in (n.ip, n.vrouter_ip) if a]
-    return guard(nic.mac or "", ipv4, [a for n in nics for a in n.ip6s],
-                 ip=nic.filter_ip_spoofing is not False)
+    return guard(nic.mac or "", [n.ip for n in nics if n.ip],
+                 [a for n in nics for a in leased_ip6s(n)], ip=nic.filter_ip_spoofing is not False)
 
 
 def claims(vm: VM, nics: Sequence[Nic]) -> dict[str, Claim]:

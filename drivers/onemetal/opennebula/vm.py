@@ -193,8 +193,12 @@ class VM(namedtuple("VM", ["id", "name", "deploy_id", "host", "host_id", "nics",
         return tuple(n for n in self.nics if n.vn_mad == vn_mad)
 
     def aliases_of(self, nic: Nic) -> tuple[Nic, ...]:
-        """The NIC_ALIASes riding on `nic` (their addresses use its port)."""
-        return tuple(n for n in self.nics if n.alias and n.parent_id == nic.nic_id)
+        """The NIC_ALIASes riding on `nic` (their addresses use its port). oned leases an alias
+        from its own NETWORK, unchecked against the parent's: one from another vnet (another
+        VNI) would hand this port an address of someone else's, so it does not count."""
+        return tuple(n for n in self.nics if n.alias and n.parent_id == nic.nic_id
+                     and n.network_id is not None and n.network_id == nic.network_id
+                     and n.vlan_id == nic.vlan_id)
 
     def rules_for(self, nic: Nic) -> tuple[SecurityGroupRule, ...]:
         return tuple(r for r in self.security_group_rules
