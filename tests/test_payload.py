@@ -92,3 +92,11 @@ def test_a_doctype_far_into_the_prolog_and_a_billion_laughs_are_refused():
                                            for i in range(10)) + b"]><VM>" + b"&e9;" * 100_000 + b"</VM>")
     with pytest.raises(InputError, match="DOCTYPE"):
         payload.parse_xml(laughs)
+
+
+def test_deeply_nested_xml_is_refused():
+    deep = "<VM>" + "<A>" * 300 + "x" + "</A>" * 300 + "</VM>"
+    with pytest.raises(InputError, match="nested deeper than 256 levels"):
+        payload.read_payload(deep)
+    fine = "<VM>" + "<A>" * 200 + "x" + "</A>" * 200 + "</VM>"
+    assert payload.read_payload(fine).tag == "VM"

@@ -23,6 +23,9 @@ if TYPE_CHECKING:
 # How much expat reads at a time: a DOCTYPE ends the parse within the first chunk,
 # so a hostile internal subset never has the rest of the document to expand into.
 CHUNK = 16 * 1024
+# As lxml's default: no document oned sends nests deeper, and a hostile one cannot make
+# the views recurse without bound.
+MAX_DEPTH = 256
 
 
 class XmlRefused(ValueError):
@@ -81,6 +84,8 @@ def parse(data: bytes) -> Element:
     text: list[str] = []
 
     def start(tag: str, attrib: dict[str, str]) -> None:
+        if len(stack) >= MAX_DEPTH:
+            raise XmlRefused(f"XML nested deeper than {MAX_DEPTH} levels is refused")
         element = Element(tag, attrib)
         if stack:
             parent = stack[-1]
