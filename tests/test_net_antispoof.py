@@ -63,9 +63,22 @@ def test_unspecified_sources_only_for_dhcp_discover_probes_and_dad():
 def test_router_advertisements_and_redirects_are_dropped_above_everything():
     fs = [f for f in flows(guard(MAC, ["192.168.0.5"], [])) if f.table == pipeline.CLASSIFY]
     top = max(f.priority for f in fs)
-    dropped = {re.search(r"icmp6?,icmp_type=\d+", f.match)[0] for f in fs
-               if f.priority == top and f.actions == "drop"}
-    assert dropped == {"icmp6,icmp_type=134", "icmp6,icmp_type=137", "icmp,icmp_type=5"}
+    dropped = {f.match.split(",", 2)[2] for f in fs if f.priority == top and f.actions == "drop"}
+    assert dropped == {"icmp6,icmp_type=134", "icmp6,icmp_type=137", "icmp,icmp_type=5",
+                       "udp,tp_src=67", "udp6,tp_src=547", "icmp6,nw_frag=yes"}
+    assert all(f.actions == "drop" for f in fs if f.priority == top)
+
+
+def test_a_first_ipv6_fragment_passes_only_as_tcp_udp_or_esp_from_an_own_address():
+    fs = [f for f in flows(guard(MAC, [], ["2001:db8::5"])) if f.table == pipeline.CLASSIFY]
+    first = sorted((f.priority, f.match.split(",", 2)[2], f.actions != "drop") for f in fs
+                   if "nw_frag=first" in f.match)
+    ll = link_local(MAC)
+    assert first == [(117, "ipv6,nw_frag=first", False)] + sorted(
+        (118, f"{proto},ipv6_src={ip},nw_frag=first", True) for ip in ("2001:db8::5", ll)
+        for proto in ("ipv6,nw_proto=50", "tcp6", "udp6"))
+    above = [f for f in fs if f.priority > 118 and f.actions != "drop"]
+    assert above == []  # nothing lets a first fragment skip the drop
 
 
 def test_with_ip_checks_off_only_the_mac_is_checked():

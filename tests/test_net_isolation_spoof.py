@@ -88,6 +88,11 @@ def forged(nics: dict[str, SampleNic], sender: str) -> dict[str, bytes]:
         "IPv6 router advertisement": spoof.router_advertisement(me.mac, own6),
         "neighbour advertisement for a neighbour": spoof.neighbour_advertisement(
             me.mac, own6, ip6(v1), me.mac),
+        # from its own addresses, but a server's: another VM's lease and default route
+        "rogue DHCP offer": spoof.dhcp_offer(me.mac, me.ip, v1.ip),
+        "rogue DHCPv6 advertise": spoof.dhcpv6_advertise(me.mac, own6),
+        "RA behind a long Destination Options header (first fragment)":
+            spoof.fragmented_router_advertisement(me.mac, own6)[0],
     }
 
 

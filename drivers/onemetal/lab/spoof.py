@@ -81,12 +81,50 @@ def dhcp_discover(src_mac: str) -> bytes:
     return ipv4_udp(BROADCAST, src_mac, "0.0.0.0", "255.255.255.255", 68, 67, bootp)
 
 
-def icmp6(dst_mac: str, src_mac: str, src: str, dst: str, kind: int, body: bytes) -> bytes:
+def ipv6(dst_mac: str, src_mac: str, src: str, dst: str, next_header: int, payload: bytes) -> bytes:
+    header = struct.pack("!IHBB", 6 << 28, len(payload), next_header, 255) + _ip(src) + _ip(dst)
+    return ether(dst_mac, src_mac, 0x86DD, header + payload)
+
+
+def _icmp6_message(src: str, dst: str, kind: int, body: bytes) -> bytes:
     message = struct.pack("!BBH", kind, 0, 0) + body
     pseudo = _ip(src) + _ip(dst) + struct.pack("!I3xB", len(message), 58)
-    message = message[:2] + struct.pack("!H", _checksum(pseudo + message)) + message[4:]
-    header = struct.pack("!IHBB", 6 << 28, len(message), 58, 255) + _ip(src) + _ip(dst)
-    return ether(dst_mac, src_mac, 0x86DD, header + message)
+    return message[:2] + struct.pack("!H", _checksum(pseudo + message)) + message[4:]
+
+
+def icmp6(dst_mac: str, src_mac: str, src: str, dst: str, kind: int, body: bytes) -> bytes:
+    return ipv6(dst_mac, src_mac, src, dst, 58, _icmp6_message(src, dst, kind, body))
+
+
+def udp6(dst_mac: str, src_mac: str, src: str, dst: str, sport: int, dport: int,
+         payload: bytes) -> bytes:
+    """UDP over IPv6 with checksum 0 (the receiving stack may drop it; the capture does not)."""
+    udp = struct.pack("!HHHH", sport, dport, 8 + len(payload), 0) + payload
+    return ipv6(dst_mac, src_mac, src, dst, 17, udp)
+
+
+def dhcp_offer(src_mac: str, server: str, offered: str) -> bytes:
+    """A DHCP server's broadcast offer, UDP 67 -> 68: a rogue server on a shared vnet."""
+    bootp = (struct.pack("!BBBBIHH", 2, 1, 6, 0, 0x6F6D0002, 0, 0x8000) + bytes(4) + _ip(offered)
+             + _ip(server) + bytes(4) + bytes(16) + bytes(192)
+             + b"\x63\x82\x53\x63\x35\x01\x02\x03\x04" + _ip(server) + b"\xff")
+    return ipv4_udp(BROADCAST, src_mac, server, "255.255.255.255", 67, 68, bootp)
+
+
+def dhcpv6_advertise(src_mac: str, src: str) -> bytes:
+    """A DHCPv6 server's advertise (type 2), UDP 547 -> 546, to all DHCP agents."""
+    return udp6("33:33:00:01:00:02", src_mac, src, "ff02::1:2", 547, 546, b"\x02\x6f\x6d\x02")
+
+
+def fragmented_router_advertisement(src_mac: str, src: str) -> list[bytes]:
+    """An RA split so that its ICMPv6 header is in the second fragment: the first holds the
+    fragment header and a 64-byte Destination Options header, all a guard reading it sees."""
+    message = _icmp6_message(src, "ff02::1", 134, struct.pack("!BBHII", 64, 0, 1800, 0, 0)
+                             + b"\x01\x01" + _mac(src_mac))
+    options = struct.pack("!BB", 58, 7) + b"\x01\x3c" + bytes(60)  # PadN to 64 bytes
+    first = struct.pack("!BBHI", 60, 0, 0x0001, 0x6F6D) + options
+    later = struct.pack("!BBHI", 60, 0, len(options) & 0xFFF8, 0x6F6D) + message
+    return [ipv6("33:33:00:00:00:01", src_mac, src, "ff02::1", 44, part) for part in (first, later)]
 
 
 def router_advertisement(src_mac: str, src: str) -> bytes:

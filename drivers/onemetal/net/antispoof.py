@@ -11,7 +11,8 @@ Exceptions, as a guest needs them before it has an address: DHCP discover (0.0.0
 255.255.255.255, UDP 68 -> 67), ARP probes (sender 0.0.0.0, RFC 5227), router solicitations
 and duplicate address detection (neighbour solicitations from ::, for the NIC's own addresses).
 Router advertisements and redirects (ICMPv6 134, 137, ICMP 5) never pass with the IP part on: a VM is
-not the vnet's router. With it off (a NIC an admin trusts to route) only the MAC is checked.
+not the vnet's router; nor do DHCP and DHCPv6 server replies (UDP from 67, 547), ICMPv6 fragments
+and first IPv6 fragments other than TCP, UDP and ESP. With it off (a NIC an admin trusts to route) only the MAC is checked.
 
 >>> g = guard("02:00:c0:a8:00:05", ["192.168.0.5"], ["2001:db8::5"])
 >>> g.ipv6
@@ -31,6 +32,12 @@ from onemetal.record import value
 
 NO_MAC = "00:00:00:00:00:00"  # how OVS shows an absent SLL/TLL option
 ROUTER_ONLY = (("icmp6", 134), ("icmp6", 137), ("icmp", 5))
+# A DHCP or DHCPv6 server's replies (from port 67, 547) on a shared vnet are another tenant's
+# leases; an ICMPv6 fragment is how an RA gets past a guard that reads only its first bytes.
+SERVER_ONLY = ("udp,tp_src=67", "udp6,tp_src=547", "icmp6,nw_frag=yes")
+# A first IPv6 fragment may push the upper header into a later one (a long Destination Options
+# header): it passes only when OVS read it as one of these, whose port checks then apply.
+FIRST_FRAGMENT_OK = ("tcp6", "udp6", "ipv6,nw_proto=50")
 
 
 @value
@@ -81,6 +88,8 @@ def classify_flows(port: int, vni: int, g: Guard, table: int, neighbour_table: i
                 Flow(table, 80, key, go, port)]
     flows = [Flow(table, 120, f"{key},{proto},icmp_type={t}", "drop", port)
              for proto, t in ROUTER_ONLY]
+    flows += [Flow(table, 120, f"{key},{match}", "drop", port) for match in SERVER_ONLY]
+    flows.append(Flow(table, 117, f"{key},ipv6,nw_frag=first", "drop", port))
     for ip in (*g.ipv4, "0.0.0.0"):
         flows.append(Flow(table, 110, f"{key},arp,arp_sha={g.mac},arp_spa={ip}"
                           + (",arp_op=1" if ip == "0.0.0.0" else ""), go, port))
@@ -95,6 +104,8 @@ def classify_flows(port: int, vni: int, g: Guard, table: int, neighbour_table: i
         flows.append(Flow(table, 115, f"{key},icmp6,ipv6_src=::,icmp_type=135,icmp_code=0,"
                           f"nd_target={ip},nd_sll={NO_MAC}", go, port))  # DAD
         flows.append(Flow(table, 100, f"{key},ipv6,ipv6_src={ip}", go, port))
+        flows += [Flow(table, 118, f"{key},{proto},ipv6_src={ip},nw_frag=first", go, port)
+                  for proto in FIRST_FRAGMENT_OK]
     return flows + _neighbour_flows(port, g, neighbour_table, accept)
 
 
