@@ -1,6 +1,6 @@
 """The gateway's nft table: rendering, reading back nft's JSON, and comparing the two (pure).
 
-CAPTURED is `nft -j list table ip onemetal` (nftables 1.0.6) of render(STATE) loaded into a
+CAPTURED is `nft -j list table ip onemetal` (nftables 1.0.6) of render(STATE, FENCE) loaded into a
 scratch network namespace; the other listings are it with one thing changed, as an operator
 or a reboot would leave the table.
 """
@@ -12,6 +12,7 @@ import json
 import pytest
 
 from onemetal.errors import OneMetalError
+from onemetal.nat.fence import Fence
 from onemetal.nat.model import Address, Forward, Mapping, NatState, Vnet
 from onemetal.nat.filters import pool_addresses, subnets
 from onemetal.nat.render import compare, desired, map_size, read_back, render, settled_read
@@ -22,10 +23,13 @@ STATE = NatState(
     (Mapping("3.3.3.2", "10.0.0.42", 5, 0, "192.168.0.5", 0),
      Mapping("3.3.3.3", "10.0.0.43", 6, 0, "192.168.0.6", 0)),
     (Forward("10.0.0.41", 8080, "tcp", "192.168.0.7", 5007),))
+FENCE = Fence(hosts=frozenset({"10.1.0.11", "10.1.0.12"}),
+              blocked=frozenset({"169.254.0.0/16", "10.0.0.0/16"}),
+              allowed=frozenset({("10.0.0.2", "udp", 53)}))
 
 CAPTURED = (
     '{"nftables": [{"metainfo": {"version": "1.0.6", "release_name": "Lester Gooch #5", '
-    '"json_schema_version": 1}}, {"table": {"family": "ip", "name": "onemetal", "handle": 3}}, '
+    '"json_schema_version": 1}}, {"table": {"family": "ip", "name": "onemetal", "handle": 2}}, '
     '{"map": {"family": "ip", "name": "eip_to_vm", "table": "onemetal", "type": "ipv4_addr", '
     '"handle": 7, "map": "ipv4_addr", "size": 1024, "elem": [["10.0.0.42", "192.168.0.5"], '
     '["10.0.0.43", "192.168.0.6"]]}}, {"map": {"family": "ip", "name": "vm_to_eip", "table": '
@@ -37,67 +41,88 @@ CAPTURED = (
     '{"family": "ip", "name": "pool", "table": "onemetal", "type": "ipv4_addr", "handle": 10, '
     '"size": 1024, "elem": ["10.0.0.42", "10.0.0.43"]}}, {"set": {"family": "ip", "name": '
     '"subnets", "table": "onemetal", "type": "ipv4_addr", "handle": 11, "flags": ["interval"], '
-    '"elem": [{"prefix": {"addr": "192.168.0.0", "len": 24}}]}}, {"chain": {"family": "ip", '
-    '"table": "onemetal", "name": "prerouting", "handle": 1, "type": "nat", "hook": '
-    '"prerouting", "prio": -100, "policy": "accept"}}, {"chain": {"family": "ip", "table": '
-    '"onemetal", "name": "output", "handle": 2, "type": "nat", "hook": "output", "prio": -100, '
-    '"policy": "accept"}}, {"chain": {"family": "ip", "table": "onemetal", "name": '
-    '"postrouting", "handle": 3, "type": "nat", "hook": "postrouting", "prio": 100, "policy": '
-    '"accept"}}, {"chain": {"family": "ip", "table": "onemetal", "name": "rpfilter", "handle": '
-    '4, "type": "filter", "hook": "prerouting", "prio": -150, "policy": "accept"}}, {"chain": '
-    '{"family": "ip", "table": "onemetal", "name": "input", "handle": 5, "type": "filter", '
-    '"hook": "input", "prio": 0, "policy": "accept"}}, {"chain": {"family": "ip", "table": '
-    '"onemetal", "name": "forward", "handle": 6, "type": "filter", "hook": "forward", "prio": 0, '
-    '"policy": "drop"}}, {"rule": {"family": "ip", "table": "onemetal", "chain": "prerouting", '
-    '"handle": 12, "expr": [{"dnat": {"family": "ip", "addr": {"map": {"key": {"concat": '
-    '[{"payload": {"protocol": "ip", "field": "daddr"}}, {"meta": {"key": "l4proto"}}, '
-    '{"payload": {"protocol": "th", "field": "dport"}}]}, "data": "@forwards"}}}}]}}, {"rule": '
-    '{"family": "ip", "table": "onemetal", "chain": "prerouting", "handle": 13, "expr": '
-    '[{"dnat": {"addr": {"map": {"key": {"payload": {"protocol": "ip", "field": "daddr"}}, '
-    '"data": "@eip_to_vm"}}}}]}}, {"rule": {"family": "ip", "table": "onemetal", "chain": '
-    '"output", "handle": 14, "expr": [{"dnat": {"family": "ip", "addr": {"map": {"key": '
-    '{"concat": [{"payload": {"protocol": "ip", "field": "daddr"}}, {"meta": {"key": '
+    '"elem": [{"prefix": {"addr": "192.168.0.0", "len": 24}}]}}, {"set": {"family": "ip", "name": '
+    '"hosts", "table": "onemetal", "type": "ipv4_addr", "handle": 12, "size": 1024, "elem": '
+    '["10.1.0.11", "10.1.0.12"]}}, {"set": {"family": "ip", "name": "blocked", "table": '
+    '"onemetal", "type": "ipv4_addr", "handle": 13, "flags": ["interval"], "elem": [{"prefix": '
+    '{"addr": "10.0.0.0", "len": 16}}, {"prefix": {"addr": "169.254.0.0", "len": 16}}]}}, {"set": '
+    '{"family": "ip", "name": "allowed", "table": "onemetal", "type": ["ipv4_addr", "inet_proto", '
+    '"inet_service"], "handle": 14, "size": 1024, "elem": [{"concat": ["10.0.0.2", "udp", '
+    '53]}]}}, {"chain": {"family": "ip", "table": "onemetal", "name": "prerouting", "handle": 1, '
+    '"type": "nat", "hook": "prerouting", "prio": -100, "policy": "accept"}}, {"chain": '
+    '{"family": "ip", "table": "onemetal", "name": "output", "handle": 2, "type": "nat", "hook": '
+    '"output", "prio": -100, "policy": "accept"}}, {"chain": {"family": "ip", "table": '
+    '"onemetal", "name": "postrouting", "handle": 3, "type": "nat", "hook": "postrouting", '
+    '"prio": 100, "policy": "accept"}}, {"chain": {"family": "ip", "table": "onemetal", "name": '
+    '"rpfilter", "handle": 4, "type": "filter", "hook": "prerouting", "prio": -150, "policy": '
+    '"accept"}}, {"chain": {"family": "ip", "table": "onemetal", "name": "input", "handle": 5, '
+    '"type": "filter", "hook": "input", "prio": 0, "policy": "accept"}}, {"chain": {"family": '
+    '"ip", "table": "onemetal", "name": "forward", "handle": 6, "type": "filter", "hook": '
+    '"forward", "prio": 0, "policy": "drop"}}, {"rule": {"family": "ip", "table": "onemetal", '
+    '"chain": "prerouting", "handle": 15, "expr": [{"dnat": {"family": "ip", "addr": {"map": '
+    '{"key": {"concat": [{"payload": {"protocol": "ip", "field": "daddr"}}, {"meta": {"key": '
     '"l4proto"}}, {"payload": {"protocol": "th", "field": "dport"}}]}, "data": '
-    '"@forwards"}}}}]}}, {"rule": {"family": "ip", "table": "onemetal", "chain": "output", '
-    '"handle": 15, "expr": [{"dnat": {"addr": {"map": {"key": {"payload": {"protocol": "ip", '
+    '"@forwards"}}}}]}}, {"rule": {"family": "ip", "table": "onemetal", "chain": "prerouting", '
+    '"handle": 16, "expr": [{"dnat": {"addr": {"map": {"key": {"payload": {"protocol": "ip", '
     '"field": "daddr"}}, "data": "@eip_to_vm"}}}}]}}, {"rule": {"family": "ip", "table": '
-    '"onemetal", "chain": "postrouting", "handle": 16, "expr": [{"match": {"op": "==", "left": '
+    '"onemetal", "chain": "output", "handle": 17, "expr": [{"dnat": {"family": "ip", "addr": '
+    '{"map": {"key": {"concat": [{"payload": {"protocol": "ip", "field": "daddr"}}, {"meta": '
+    '{"key": "l4proto"}}, {"payload": {"protocol": "th", "field": "dport"}}]}, "data": '
+    '"@forwards"}}}}]}}, {"rule": {"family": "ip", "table": "onemetal", "chain": "output", '
+    '"handle": 18, "expr": [{"dnat": {"addr": {"map": {"key": {"payload": {"protocol": "ip", '
+    '"field": "daddr"}}, "data": "@eip_to_vm"}}}}]}}, {"rule": {"family": "ip", "table": '
+    '"onemetal", "chain": "postrouting", "handle": 19, "expr": [{"match": {"op": "==", "left": '
     '{"payload": {"protocol": "ip", "field": "saddr"}}, "right": {"prefix": {"addr": '
     '"192.168.0.0", "len": 24}}}}, {"match": {"op": "!=", "left": {"payload": {"protocol": "ip", '
     '"field": "daddr"}}, "right": {"prefix": {"addr": "192.168.0.0", "len": 24}}}}, {"snat": '
     '{"addr": {"map": {"key": {"payload": {"protocol": "ip", "field": "saddr"}}, "data": '
     '"@vm_to_eip"}}}}]}}, {"rule": {"family": "ip", "table": "onemetal", "chain": "postrouting", '
-    '"handle": 17, "expr": [{"match": {"op": "==", "left": {"payload": {"protocol": "ip", '
+    '"handle": 20, "expr": [{"match": {"op": "==", "left": {"payload": {"protocol": "ip", '
     '"field": "saddr"}}, "right": {"prefix": {"addr": "192.168.0.0", "len": 24}}}}, {"match": '
     '{"op": "!=", "left": {"payload": {"protocol": "ip", "field": "daddr"}}, "right": {"prefix": '
     '{"addr": "192.168.0.0", "len": 24}}}}, {"snat": {"addr": "10.0.0.41"}}]}}, {"rule": '
-    '{"family": "ip", "table": "onemetal", "chain": "rpfilter", "handle": 18, "expr": [{"match": '
+    '{"family": "ip", "table": "onemetal", "chain": "rpfilter", "handle": 21, "expr": [{"match": '
     '{"op": "==", "left": {"meta": {"key": "iifname"}}, "right": "onegw*"}}, {"match": {"op": '
     '"==", "left": {"fib": {"result": "oif", "flags": ["saddr", "iif"]}}, "right": false}}, '
     '{"drop": null}]}}, {"rule": {"family": "ip", "table": "onemetal", "chain": "input", '
-    '"handle": 19, "expr": [{"match": {"op": "==", "left": {"payload": {"protocol": "ip", '
+    '"handle": 22, "expr": [{"match": {"op": "==", "left": {"payload": {"protocol": "ip", '
     '"field": "daddr"}}, "right": "@pool"}}, {"reject": {"type": "tcp reset"}}]}}, {"rule": '
-    '{"family": "ip", "table": "onemetal", "chain": "input", "handle": 20, "expr": [{"match": '
+    '{"family": "ip", "table": "onemetal", "chain": "input", "handle": 23, "expr": [{"match": '
     '{"op": "==", "left": {"payload": {"protocol": "ip", "field": "daddr"}}, "right": "@pool"}}, '
     '{"drop": null}]}}, {"rule": {"family": "ip", "table": "onemetal", "chain": "input", '
-    '"handle": 21, "expr": [{"match": {"op": "==", "left": {"meta": {"key": "iifname"}}, '
-    '"right": "onegw*"}}, {"match": {"op": "in", "left": {"ct": {"key": "state"}}, "right": '
+    '"handle": 24, "expr": [{"match": {"op": "==", "left": {"meta": {"key": "iifname"}}, "right": '
+    '"onegw*"}}, {"match": {"op": "in", "left": {"ct": {"key": "state"}}, "right": '
     '["established", "related"]}}, {"accept": null}]}}, {"rule": {"family": "ip", "table": '
-    '"onemetal", "chain": "input", "handle": 22, "expr": [{"match": {"op": "==", "left": '
+    '"onemetal", "chain": "input", "handle": 25, "expr": [{"match": {"op": "==", "left": {"meta": '
+    '{"key": "iifname"}}, "right": "onegw*"}}, {"match": {"op": "==", "left": {"payload": '
+    '{"protocol": "icmp", "field": "type"}}, "right": "echo-request"}}, {"accept": null}]}}, '
+    '{"rule": {"family": "ip", "table": "onemetal", "chain": "input", "handle": 26, "expr": '
+    '[{"match": {"op": "==", "left": {"meta": {"key": "iifname"}}, "right": "onegw*"}}, {"drop": '
+    'null}]}}, {"rule": {"family": "ip", "table": "onemetal", "chain": "forward", "handle": 27, '
+    '"expr": [{"match": {"op": "in", "left": {"ct": {"key": "state"}}, "right": ["established", '
+    '"related"]}}, {"accept": null}]}}, {"rule": {"family": "ip", "table": "onemetal", "chain": '
+    '"forward", "handle": 28, "expr": [{"match": {"op": "in", "left": {"ct": {"key": "status"}}, '
+    '"right": "dnat"}}, {"accept": null}]}}, {"rule": {"family": "ip", "table": "onemetal", '
+    '"chain": "forward", "handle": 29, "expr": [{"match": {"op": "==", "left": {"meta": {"key": '
+    '"iifname"}}, "right": "onegw*"}}, {"match": {"op": "==", "left": {"payload": {"protocol": '
+    '"ip", "field": "daddr"}}, "right": "@hosts"}}, {"drop": null}]}}, {"rule": {"family": "ip", '
+    '"table": "onemetal", "chain": "forward", "handle": 30, "expr": [{"match": {"op": "==", '
+    '"left": {"meta": {"key": "iifname"}}, "right": "onegw*"}}, {"match": {"op": "==", "left": '
+    '{"payload": {"protocol": "udp", "field": "dport"}}, "right": 4789}}, {"drop": null}]}}, '
+    '{"rule": {"family": "ip", "table": "onemetal", "chain": "forward", "handle": 31, "expr": '
+    '[{"match": {"op": "==", "left": {"meta": {"key": "iifname"}}, "right": "onegw*"}}, {"match": '
+    '{"op": "==", "left": {"payload": {"protocol": "ip", "field": "saddr"}}, "right": '
+    '"@subnets"}}, {"match": {"op": "==", "left": {"concat": [{"payload": {"protocol": "ip", '
+    '"field": "daddr"}}, {"meta": {"key": "l4proto"}}, {"payload": {"protocol": "th", "field": '
+    '"dport"}}]}, "right": "@allowed"}}, {"accept": null}]}}, {"rule": {"family": "ip", "table": '
+    '"onemetal", "chain": "forward", "handle": 32, "expr": [{"match": {"op": "==", "left": '
     '{"meta": {"key": "iifname"}}, "right": "onegw*"}}, {"match": {"op": "==", "left": '
-    '{"payload": {"protocol": "icmp", "field": "type"}}, "right": "echo-request"}}, {"accept": '
-    'null}]}}, {"rule": {"family": "ip", "table": "onemetal", "chain": "input", "handle": 23, '
-    '"expr": [{"match": {"op": "==", "left": {"meta": {"key": "iifname"}}, "right": "onegw*"}}, '
-    '{"drop": null}]}}, {"rule": {"family": "ip", "table": "onemetal", "chain": "forward", '
-    '"handle": 24, "expr": [{"match": {"op": "in", "left": {"ct": {"key": "state"}}, "right": '
-    '["established", "related"]}}, {"accept": null}]}}, {"rule": {"family": "ip", "table": '
-    '"onemetal", "chain": "forward", "handle": 25, "expr": [{"match": {"op": "in", "left": '
-    '{"ct": {"key": "status"}}, "right": "dnat"}}, {"accept": null}]}}, {"rule": {"family": '
-    '"ip", "table": "onemetal", "chain": "forward", "handle": 26, "expr": [{"match": {"op": '
-    '"==", "left": {"meta": {"key": "iifname"}}, "right": "onegw*"}}, {"match": {"op": "==", '
-    '"left": {"payload": {"protocol": "ip", "field": "saddr"}}, "right": "@subnets"}}, {"match": '
-    '{"op": "!=", "left": {"payload": {"protocol": "ip", "field": "daddr"}}, "right": '
-    '"@subnets"}}, {"accept": null}]}}]}'
+    '{"payload": {"protocol": "ip", "field": "daddr"}}, "right": "@blocked"}}, {"drop": null}]}}, '
+    '{"rule": {"family": "ip", "table": "onemetal", "chain": "forward", "handle": 33, "expr": '
+    '[{"match": {"op": "==", "left": {"meta": {"key": "iifname"}}, "right": "onegw*"}}, {"match": '
+    '{"op": "==", "left": {"payload": {"protocol": "ip", "field": "saddr"}}, "right": '
+    '"@subnets"}}, {"match": {"op": "!=", "left": {"payload": {"protocol": "ip", "field": '
+    '"daddr"}}, "right": "@subnets"}}, {"accept": null}]}}]}'
 )
 
 
@@ -124,19 +149,19 @@ def drop_rules(chain: str, positions: tuple[int, ...] = ()):
 
 
 def differences(change=None) -> list[str]:
-    return compare(desired(STATE), read_back(listing(change)))
+    return compare(desired(STATE, FENCE), read_back(listing(change)))
 
 
 def test_captured_listing_reads_back_as_the_rendered_table():
     have = read_back(CAPTURED)
-    assert compare(desired(STATE), have) == []
-    assert have == desired(STATE) and have.duplicates == 0
+    assert compare(desired(STATE, FENCE), have) == []
+    assert have == desired(STATE, FENCE) and have.duplicates == 0
 
 
 def test_rendered_file_declares_sized_maps_and_the_rules_it_compares():
-    text = render(STATE)
-    assert text.count("\t\tsize 1024\n") == 4  # three maps and the set pool
-    for chain in desired(STATE).chains:
+    text = render(STATE, FENCE)
+    assert text.count("\t\tsize 1024\n") == 6  # three maps and the sets pool, hosts, allowed
+    for chain in desired(STATE, FENCE).chains:
         written = [r.text for r in chain.rules]
         assert written and all(f"\t\t{line}\n" in text for line in written)
 
@@ -194,7 +219,8 @@ def test_missing_element_and_wrong_map_size_are_differences():
 
 
 def test_absent_table_is_one_difference():
-    assert compare(desired(STATE), read_back("")) == ["+ table ip onemetal (absent on the gateway)"]
+    assert compare(desired(STATE, FENCE), read_back("")) == [
+        "+ table ip onemetal (absent on the gateway)"]
 
 
 def test_a_listed_twice_element_is_counted_but_not_a_difference():
@@ -202,7 +228,7 @@ def test_a_listed_twice_element_is_counted_but_not_a_difference():
         elements = item(items, "map", "vm_to_eip")["elem"]
         elements.append(elements[0])
     have = read_back(listing(twice))
-    assert have.duplicates == 1 and have == desired(STATE)
+    assert have.duplicates == 1 and have == desired(STATE, FENCE)
 
 
 @pytest.mark.parametrize("count,size", [(0, 1024), (100, 1024), (1000, 2048), (10_000, 16_384),
@@ -230,7 +256,7 @@ def test_settled_read_reads_again_after_a_changing_or_duplicated_listing():
     short = listing(lambda items: item(items, "map", "eip_to_vm")["elem"].pop())
     read, pauses = reads_of(short, doubled, doubled, CAPTURED, CAPTURED)
     content, count = settled_read(read, sleep=pauses.append)
-    assert count == 5 and compare(desired(STATE), content) == []
+    assert count == 5 and compare(desired(STATE, FENCE), content) == []
 
 
 def test_settled_read_gives_up_after_five_reads_that_never_agree():
@@ -281,7 +307,7 @@ def test_pool_leaves_out_the_snat_address_and_subnets_merge_what_touches():
 
 
 def test_every_filter_chain_is_rendered_with_its_hook_and_policy():
-    heads = {c.name: c.head() for c in desired(STATE).chains if c.type == "filter"}
+    heads = {c.name: c.head() for c in desired(STATE, FENCE).chains if c.type == "filter"}
     assert heads == {"rpfilter": "type filter hook prerouting priority -150; policy accept;",
                      "input": "type filter hook input priority 0; policy accept;",
                      "forward": "type filter hook forward priority 0; policy drop;"}

@@ -59,6 +59,10 @@ class NatConfig:
     eip_groups: tuple = ()
     eip_quota_user: int = 1
     eip_quota_group: int = 10
+    # CIDRs and ADDRESS:PORT/PROTO exceptions VMs may not / may reach through the gateway:
+    # see nat/fence.py and docs/nat.md.
+    blocked_networks: tuple = ()
+    allowed: tuple = ()
 
 
 @value

@@ -6,8 +6,10 @@ a diff against what the host has, writing only what differs:
      the vnet's VNI (the VMs' default route);
   2. the Elastic IPs' private secondary addresses on the gateway's interface,
      labelled <interface>:om so that only ours are ever removed;
-  3. IPv4 forwarding;
+  3. IPv4 forwarding (and IPv6 off on the gateway ports, which step 1 does);
   4. the nft table `ip onemetal`, replaced in one `nft -f`, read back and compared;
+     its forward chain fences off the mesh hosts (this host's peer list), link-local,
+     VXLAN and nat.blocked_networks (nat/fence.py);
   5. conntrack entries of mappings and forwards the table no longer has, deleted
      with filters, so an open flow to a retired mapping stops and new ones go to
      the new target.
@@ -19,6 +21,7 @@ onemetal's sudoers fragment allows the address, sysctl and conntrack calls.
 from __future__ import annotations
 
 import json
+import os
 import shlex
 
 TYPE_CHECKING = False
@@ -26,21 +29,23 @@ if TYPE_CHECKING:
     from typing import Sequence, TextIO
 
 from onemetal.errors import InputError, OneMetalError
-from onemetal.nat import generation
+from onemetal.nat import fence, generation
+from onemetal.nat.fence import Fence
 from onemetal.nat.filters import GATEWAY_PORT_PREFIX
 from onemetal.nat.model import Address, Forward, Mapping, NatState, Vnet, ipv4
 from onemetal.nat.render import TableContent, compare, desired, render, settled_read
 from onemetal.net.bridge import Request, VmPortSpec, converge
 from onemetal.net.host import NetHost
 from onemetal.opennebula import values
+from onemetal.record import replace
 from onemetal.run import Runner
 
 LABEL = "om"
 
 
-def parse_state(text: str) -> tuple[NatState, str, int]:
-    """The pushed JSON, every value checked again (the host trusts no input), and its
-    store generation."""
+def parse_state(text: str) -> tuple[NatState, str, int, Fence]:
+    """The pushed JSON, every value checked again (the host trusts no input), its store
+    generation, and the fence without the hosts (the gateway knows those itself)."""
     try:
         data = json.loads(text)
         if not isinstance(data, dict):
@@ -57,9 +62,12 @@ def parse_state(text: str) -> tuple[NatState, str, int]:
             forwards=tuple(Forward.checked(f["private_ip"], f["port"], f["protocol"], f["vm_ip"],
                                            f["vm_port"]) for f in data["forwards"]))
         interface = values.name(data["interface"], "interface", 15)
+        outside = Fence(blocked=fence.blocked_networks(data["blocked_networks"],
+                                                       "stdin/blocked_networks"),
+                        allowed=fence.allowed(data["allowed"], "stdin/allowed"))
     except (ValueError, KeyError, TypeError) as exc:
         raise InputError(f"not the NAT state onenat sends ({exc})", "stdin") from None
-    return state, interface, pushed
+    return state, interface, pushed, outside
 
 
 def gateway_port(vnet: Vnet) -> str:
@@ -90,6 +98,7 @@ def _gateway_ports(host: NetHost, state: NatState, dry_run: bool) -> list[str]:
     lines = [f"gateway ports: {line}" for line in outcome.ports.lines()]
     for vnet in state.vnets:
         port, prefix = gateway_port(vnet), vnet.subnet.split("/")[1]
+        lines += _no_ipv6(host.runner, port, dry_run)
         have = {f"{a['local']}/{a['prefixlen']}" for a in _addresses(host.reader, port)}
         if f"{vnet.gateway}/{prefix}" in have:
             continue
@@ -101,6 +110,23 @@ def _gateway_ports(host: NetHost, state: NatState, dry_run: bool) -> list[str]:
                 # The userspace datapath forwards the kernel's partial checksums as they are.
                 host.runner.run(["ethtool", "-K", port, "tx", "off"], check=False)
     return lines
+
+
+def _no_ipv6(runner: Runner, port: str, dry_run: bool) -> list[str]:
+    """IPv6 off on a gateway port, before it is up: the table filters IPv4 only, so a
+    link-local address there would let a VM reach the host's services listening on ::."""
+    try:
+        with open(f"/proc/sys/net/ipv6/conf/{port}/disable_ipv6", encoding="ascii") as f:
+            if f.read().strip() == "1":
+                return []
+    except FileNotFoundError:
+        if not os.path.isdir("/proc/sys/net/ipv6/conf"):
+            return []   # no IPv6 on this host at all
+        if not dry_run:
+            raise
+    if not dry_run:
+        runner.run(["sysctl", "-q", "-w", f"net.ipv6.conf.{port}.disable_ipv6=1"])
+    return [f"gateway ports: IPv6 off on {port}"]
 
 
 def _secondary_addresses(host: NetHost, interface: str, state: NatState,
@@ -183,12 +209,19 @@ def _forget_flows(runner: Runner, want: TableContent, have: TableContent) -> lis
     return lines
 
 
-def _nft(runner: Runner, state: NatState, dry_run: bool) -> list[str]:
-    want, have = desired(state), _table(runner)
+def _fence(host: NetHost, outside: Fence) -> Fence:
+    """The pushed fence with every mesh host's tunnel address, this one's too."""
+    mesh = host.mesh()
+    hosts = frozenset(p.tunnel_ip for p in (*mesh.peers, *([mesh.local] if mesh.local else [])))
+    return replace(outside, hosts=hosts, vxlan_port=host.cfg.net.vxlan_port)
+
+
+def _nft(runner: Runner, state: NatState, outside: Fence, dry_run: bool) -> list[str]:
+    want, have = desired(state, outside), _table(runner)
     changes = compare(want, have)
     lines = [f"nft: {c}" for c in changes]
     if changes and not dry_run:
-        runner.run(["nft", "-f", "-"], input=render(state))
+        runner.run(["nft", "-f", "-"], input=render(state, outside))
         after = compare(want, _table(runner))
         if after:
             raise OneMetalError(f"the table read back differs: {'; '.join(after)}", "nft")
@@ -200,7 +233,7 @@ def entry(args: Sequence[str], stdin: TextIO) -> str:
     dry_run = "--dry-run" in args
     if [a for a in args if a != "--dry-run"]:
         raise InputError("expected no argument but --dry-run", "argv")
-    state, interface, pushed = parse_state(stdin.read())
+    state, interface, pushed, outside = parse_state(stdin.read())
     host = NetHost.load()
     with host.lock():
         last = generation.applied(host.state_dir)
@@ -210,5 +243,5 @@ def entry(args: Sequence[str], stdin: TextIO) -> str:
         lines = _gateway_ports(host, state, dry_run)
         lines += _secondary_addresses(host, interface, state, dry_run)
         lines += _forwarding(host.runner, dry_run)
-        lines += _nft(host.runner, state, dry_run)
+        lines += _nft(host.runner, state, _fence(host, outside), dry_run)
     return "\n".join([f"CHANGED={'YES' if lines else 'NO'}", *lines])

@@ -13,14 +13,17 @@ Chains:
            input, an unmapped one and a forward's other ports end here): TCP is reset,
            the rest dropped; from the gateway ports only replies and ping reach the host;
   forward  policy drop: replies pass; new connections only from a vnet's subnet on a
-           gateway port to an address outside every vnet, or in through a mapping or a
-           port forward (conntrack saw our DNAT). Nothing passes between two vnets.
+           gateway port to an address outside every vnet and not fenced off (the sets
+           `hosts`, `blocked`, `allowed` and the VXLAN port of nat/fence.py), or in
+           through a mapping or a port forward (conntrack saw our DNAT). Nothing passes
+           between two vnets.
 """
 
 from __future__ import annotations
 
 import ipaddress
 
+from onemetal.nat.fence import Fence
 from onemetal.nat.model import NatState
 from onemetal.nat.nftjson import Chain, Rule, match, payload, rule, verdict
 
@@ -57,19 +60,36 @@ _INPUT = (rule("ip daddr @pool reject with tcp reset", _TO_POOL, {"reject": {"ty
           rule(f"{_PORTS} icmp type echo-request accept", _FROM_PORT,
                match(payload("icmp", "type"), "echo-request"), verdict("accept")),
           rule(f"{_PORTS} drop", _FROM_PORT, verdict("drop")))
-_FORWARD = (rule("ct state established,related accept", _REPLIES, verdict("accept")),
+_FROM_SUBNETS = match(payload("ip", "saddr"), "@subnets")
+_SERVICE = {"concat": [payload("ip", "daddr"), {"meta": {"key": "l4proto"}},
+                       payload("th", "dport")]}
+
+
+def _forward(fence: Fence) -> tuple[Rule, ...]:
+    """Fenced-off destinations are dropped before the one accept of new connections;
+    `allowed` only lifts `blocked`, never `hosts` or the VXLAN port."""
+    vxlan = fence.vxlan_port
+    return (rule("ct state established,related accept", _REPLIES, verdict("accept")),
             rule("ct status dnat accept", match({"ct": {"key": "status"}}, "dnat", "in"),
                  verdict("accept")),
+            rule(f"{_PORTS} ip daddr @hosts drop", _FROM_PORT,
+                 match(payload("ip", "daddr"), "@hosts"), verdict("drop")),
+            rule(f"{_PORTS} udp dport {vxlan} drop", _FROM_PORT,
+                 match(payload("udp", "dport"), vxlan), verdict("drop")),
+            rule(f"{_PORTS} ip saddr @subnets ip daddr . meta l4proto . th dport @allowed accept",
+                 _FROM_PORT, _FROM_SUBNETS, match(_SERVICE, "@allowed"), verdict("accept")),
+            rule(f"{_PORTS} ip daddr @blocked drop", _FROM_PORT,
+                 match(payload("ip", "daddr"), "@blocked"), verdict("drop")),
             rule(f"{_PORTS} ip saddr @subnets ip daddr != @subnets accept", _FROM_PORT,
-                 match(payload("ip", "saddr"), "@subnets"),
-                 match(payload("ip", "daddr"), "@subnets", "!="), verdict("accept")))
+                 _FROM_SUBNETS, match(payload("ip", "daddr"), "@subnets", "!="),
+                 verdict("accept")))
 
 
-def filter_chains() -> tuple[Chain, ...]:
+def filter_chains(fence: Fence) -> tuple[Chain, ...]:
     """In the order render writes them; priorities as nft lists them (mangle is -150)."""
     rules: tuple[tuple[str, str, int, str, tuple[Rule, ...]], ...] = (
         ("rpfilter", "prerouting", -150, "accept", _RPFILTER),
         ("input", "input", 0, "accept", _INPUT),
-        ("forward", "forward", 0, "drop", _FORWARD))
+        ("forward", "forward", 0, "drop", _forward(fence)))
     return tuple(Chain(name, "filter", hook, prio, policy, chain_rules)
                  for name, hook, prio, policy, chain_rules in rules)

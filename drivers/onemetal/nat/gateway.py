@@ -11,6 +11,7 @@ from typing import Any
 
 from onemetal.config import Config, ssh_runner
 from onemetal.errors import ConfigError, OneMetalError
+from onemetal.nat import fence
 from onemetal.nat.store import Store
 from onemetal.record import asdict
 from onemetal.run import SshRunner
@@ -26,6 +27,10 @@ def _document(cfg: Config, store: Store) -> tuple[str, int]:
     data: dict[str, Any] = {name: [asdict(x) for x in getattr(state, name)]
                             for name in ("vnets", "addresses", "mappings", "forwards")}
     data["interface"] = cfg.nat.interface
+    # Checked here too, so a bad value names its onemetal.conf key on the frontend.
+    fence.blocked_networks(cfg.nat.blocked_networks, "nat.blocked_networks")
+    fence.allowed(cfg.nat.allowed, "nat.allowed")
+    data["blocked_networks"], data["allowed"] = list(cfg.nat.blocked_networks), list(cfg.nat.allowed)
     # Read in the same snapshot as the rest: the gateway refuses a push older than its last.
     data["generation"] = state.generation
     return json.dumps(data, sort_keys=True), state.generation

@@ -60,10 +60,13 @@ class TableContent:
     duplicates: int = field(default=0, compare=False)
     pool: frozenset[str] = frozenset()      # the set `pool`: addresses input drops
     subnets: frozenset[str] = frozenset()   # the set `subnets`: the NATed vnets, as CIDRs
+    hosts: frozenset[str] = frozenset()     # the sets of nat/fence.py: what VMs must not reach
+    blocked: frozenset[str] = frozenset()
+    allowed: frozenset[tuple[str, str, int]] = frozenset()
 
 
 # The element sets compare() reports on, in the order it reports them.
-ELEMENTS = ("eip_to_vm", "vm_to_eip", "forwards", "pool", "subnets")
+ELEMENTS = ("eip_to_vm", "vm_to_eip", "forwards", "pool", "subnets", "hosts", "blocked", "allowed")
 
 
 def canonical(statements: list[Any]) -> str:

@@ -49,6 +49,11 @@ def _forward(element: list[Any]) -> tuple[str, str, int, str, int]:
     return address, proto, int(port), vm_ip, int(vm_port)
 
 
+def _service(element: Any) -> tuple[str, str, int]:
+    address, proto, port = element["concat"]
+    return address, proto, int(port)
+
+
 def read_back(nft_json: str) -> TableContent:
     """`nft -j list table ip onemetal` as TableContent (absent table: present=False)."""
     if not nft_json.strip():
@@ -70,12 +75,16 @@ def read_back(nft_json: str) -> TableContent:
     forwards = [_forward(e) for e in elements("forwards")]
     pool = [_addr(e) for e in elements("pool")]
     subnets = [_interval(e) for e in elements("subnets")]
-    listed: list[list[Any]] = [*pairs.values(), forwards, pool, subnets]
+    hosts = [_addr(e) for e in elements("hosts")]
+    blocked = [_interval(e) for e in elements("blocked")]
+    allowed = [_service(e) for e in elements("allowed")]
+    listed: list[list[Any]] = [*pairs.values(), forwards, pool, subnets, hosts, blocked, allowed]
     return TableContent(
         frozenset(pairs["eip_to_vm"]), frozenset(pairs["vm_to_eip"]), frozenset(forwards),
         maps=frozenset(_head(item, kind) for kind, item in declared.values()),
         chains=chains, duplicates=sum(len(e) - len(set(e)) for e in listed),
-        pool=frozenset(pool), subnets=frozenset(subnets))
+        pool=frozenset(pool), subnets=frozenset(subnets), hosts=frozenset(hosts),
+        blocked=frozenset(blocked), allowed=frozenset(allowed))
 
 
 def settled_read(read: Callable[[], str], reads: int = READS, pause: float = READ_PAUSE,

@@ -5,7 +5,7 @@ mappings: eip_to_vm (DNAT of a secondary address to its VM), vm_to_eip (SNAT of 
 mapped VM to its own address), forwards ((address, protocol, port) -> (VM, port)).
 Chains: prerouting at dstnat and output (host-originated traffic) for DNAT,
 postrouting at srcnat for SNAT, and the filters of nat/filters.py with their sets
-`pool` and `subnets`. The file replaces the table in one transaction
+`pool` and `subnets`, and those of nat/fence.py (`hosts`, `blocked`, `allowed`). The file replaces the table in one transaction
 (`table ...` + `delete table ...` + the table) so no packet sees half of it.
 
 Rendering and comparing are pure; reading back is nat/readback.py.
@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from typing import TypeVar
 
 from onemetal.nat import filters
+from onemetal.nat.fence import Fence
 from onemetal.nat.model import NatState
 from onemetal.nat.nftjson import (ELEMENTS, Chain, MapHead, Rule, TableContent, lookup, match,
                                   payload, rule)
@@ -37,6 +38,7 @@ MAP_TYPES = {"eip_to_vm": "ipv4_addr : ipv4_addr", "vm_to_eip": "ipv4_addr : ipv
              "forwards": "ipv4_addr . inet_proto . inet_service : ipv4_addr . inet_service"}
 POOL_TYPE = "ipv4_addr"
 SUBNETS_TYPE = "ipv4_addr flags interval"
+ALLOWED_TYPE = "ipv4_addr . inet_proto . inet_service"
 MIN_MAP_SIZE = 1024
 
 
@@ -70,17 +72,17 @@ def _snat_rules(cidr: str, snat_ip: str) -> tuple[Rule, Rule]:
             rule(f"{text} snat ip to {snat_ip}", *outside, {"snat": {"addr": snat_ip}}))
 
 
-def _chains(state: NatState) -> tuple[Chain, ...]:
+def _chains(state: NatState, fence: Fence) -> tuple[Chain, ...]:
     """The hook chains in the order render writes them; priorities as nft lists them
     (dstnat is -100, srcnat 100)."""
     snat = tuple(r for v in sorted(state.vnets) for r in _snat_rules(v.subnet, v.snat_ip))
     return (Chain("prerouting", "nat", "prerouting", -100, "accept", _DNAT),
             Chain("output", "nat", "output", -100, "accept", _DNAT),
             Chain("postrouting", "nat", "postrouting", 100, "accept", snat),
-            *filters.filter_chains())
+            *filters.filter_chains(fence))
 
 
-def desired(state: NatState) -> TableContent:
+def desired(state: NatState, fence: Fence = Fence()) -> TableContent:
     forwards = frozenset((f.private_ip, f.protocol, f.port, f.vm_ip, f.vm_port)
                          for f in state.forwards)
     pool = filters.pool_addresses(state)
@@ -88,14 +90,18 @@ def desired(state: NatState) -> TableContent:
               "forwards": len(forwards)}
     # An interval set does not resize like a hash: it needs no size.
     sets = (MapHead("pool", POOL_TYPE, map_size(len(pool)), "set"),
-            MapHead("subnets", SUBNETS_TYPE, None, "set"))
+            MapHead("subnets", SUBNETS_TYPE, None, "set"),
+            MapHead("hosts", POOL_TYPE, map_size(len(fence.hosts)), "set"),
+            MapHead("blocked", SUBNETS_TYPE, None, "set"),
+            MapHead("allowed", ALLOWED_TYPE, map_size(len(fence.allowed)), "set"))
     return TableContent(
         eip_to_vm=frozenset((m.private_ip, m.vm_ip) for m in state.mappings),
         vm_to_eip=frozenset((m.vm_ip, m.private_ip) for m in state.mappings),
         forwards=forwards,
         maps=frozenset((*(MapHead(n, MAP_TYPES[n], map_size(c)) for n, c in counts.items()),
                         *sets)),
-        chains=frozenset(_chains(state)), pool=pool, subnets=filters.subnets(state))
+        chains=frozenset(_chains(state, fence)), pool=pool, subnets=filters.subnets(state),
+        hosts=fence.hosts, blocked=fence.blocked, allowed=fence.allowed)
 
 
 def _element_texts(want: TableContent) -> dict[str, list[str]]:
@@ -103,7 +109,9 @@ def _element_texts(want: TableContent) -> dict[str, list[str]]:
             "vm_to_eip": [f"{a} : {b}" for a, b in sorted(want.vm_to_eip)],
             "forwards": [f"{a} . {p} . {port} : {ip} . {vport}"
                          for a, p, port, ip, vport in sorted(want.forwards)],
-            "pool": sorted(want.pool), "subnets": sorted(want.subnets)}
+            "pool": sorted(want.pool), "subnets": sorted(want.subnets),
+            "hosts": sorted(want.hosts), "blocked": sorted(want.blocked),
+            "allowed": [f"{a} . {p} . {port}" for a, p, port in sorted(want.allowed)]}
 
 
 def _declaration(head: MapHead, items: list[str]) -> list[str]:
@@ -113,13 +121,13 @@ def _declaration(head: MapHead, items: list[str]) -> list[str]:
             *([f"\t\telements = {{ {', '.join(items)} }}"] if items else []), "\t}"]
 
 
-def render(state: NatState) -> str:
-    want = desired(state)
+def render(state: NatState, fence: Fence = Fence()) -> str:
+    want = desired(state, fence)
     heads = {m.name: m for m in want.maps}
     lines = [f"table ip {TABLE} {{}}", f"delete table ip {TABLE}", f"table ip {TABLE} {{"]
     for name, items in _element_texts(want).items():
         lines += _declaration(heads[name], items)
-    for chain in _chains(state):
+    for chain in _chains(state, fence):
         lines += [f"\tchain {chain.name} {{", f"\t\t{chain.head()}",
                   *(f"\t\t{r.text}" for r in chain.rules), "\t}"]
     lines.append("}")
