@@ -68,6 +68,16 @@ def test_bad_nic_values_name_the_field(tag, value, field):
     assert info.value.field == field
 
 
+@pytest.mark.parametrize("tag,value", [("IP6", "fe80::1%eth0"), ("IP6_GLOBAL", "2001:db8::1%a,b=c"),
+                                       ("IP6_LINK", "fe80::1%x&#10;y"), ("IP", "192.168.0.1%0")])
+def test_addresses_with_a_scope_id_are_refused(tag, value):
+    xml = (f"<VM><ID>1</ID><TEMPLATE><NIC><NIC_ID>0</NIC_ID><{tag}>{value}</{tag}>"
+           "</NIC></TEMPLATE></VM>")
+    with pytest.raises(InputError, match="scope id") as info:
+        vm(xml)
+    assert info.value.field == f"NIC[NIC_ID=0]/{tag}"
+
+
 def test_newline_in_a_name_is_refused():
     with pytest.raises(InputError, match="BRIDGE"):
         vm("<VM><ID>1</ID><TEMPLATE><NIC><NIC_ID>0</NIC_ID><BRIDGE>br0\nx</BRIDGE></NIC></TEMPLATE></VM>")

@@ -55,6 +55,8 @@ def mac(value: str, field: str) -> str:
 
 
 def ip(value: str, field: str, version: int | None = None) -> str:
+    if "%" in value:  # Python takes any text after % as an IPv6 scope id: ',', '=', newlines
+        raise InputError(f"{value!r} has a scope id (%...); give the address alone", field)
     try:
         address = ipaddress.ip_address(value.strip())
     except ValueError:
