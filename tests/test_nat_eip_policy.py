@@ -260,3 +260,19 @@ def test_lab_user_template_keeps_every_other_attribute_through_map_and_release(e
     assert len(after_map.findall("SCHED_ACTION")) == 2 and after_map.find("INPUTS") is not None
     assert hook(lab, fe, "done", 33, api_dir).returncode == 0
     assert etree.tostring(user_template(api_dir, 33)) == before
+
+
+def test_lab_a_hook_that_changes_nothing_pushes_nothing_but_sync_always_pushes(eip_lab):
+    lab, fe, client, api_dir = eip_lab
+    (api_dir / "vm-35.xml").write_text(vm_xml(35, uid=11))
+    assert hook(lab, fe, "running", 35, api_dir).returncode == 0  # mapped: pushed
+    assert fe.onenat("plan").stdout.strip() == ""
+    lab.host("one-0").run(["nft", "flush", "set", "ip", "onemetal", "pool"])  # only a push repairs
+    for _ in range(2):  # poweroff and resume: RUNNING again, the store does not change
+        again = hook(lab, fe, "running", 35, api_dir)
+        assert again.returncode == 0 and "VM 35: already mapped" in again.stdout, again.stderr
+    assert fe.onenat("plan").stdout.strip().startswith("nft: + pool ")  # nothing was pushed
+    fe.onenat("sync")
+    assert fe.onenat("plan").stdout.strip() == ""
+    assert hook(lab, fe, "done", 35, api_dir).returncode == 0
+    assert 35 not in mapped(fe) and fe.onenat("plan").stdout.strip() == ""  # released: pushed

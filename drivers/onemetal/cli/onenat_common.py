@@ -57,9 +57,13 @@ def emit_rows(rows: Sequence[dict[str, object]], columns: Sequence[str], fmt: st
     click.echo(emit(rows, columns, fmt or "table", root, item))
 
 
-def follow_up() -> int:
+def follow_up(if_changed: bool = False) -> int:
     """After a store change: the VMs' USER_TEMPLATE marks (API), then the gateway. What fails
-    stays pending in the store and the next `onenat sync` does it; returns the exit code."""
+    stays pending in the store and the next `onenat sync` does it; returns the exit code.
+
+    `if_changed` (the hooks): no push when the gateway already applied the store's
+    generation, since nat-apply holds the gateway host's net lock, and a tenant looping
+    poweroff/resume would otherwise hold up that host's VNM actions."""
     from onemetal import config
     from onemetal.nat import gateway, service
 
@@ -75,6 +79,8 @@ def follow_up() -> int:
     if not cfg.nat.gateway:
         click.echo("note: no gateway configured ([nat] gateway in onemetal.conf); the change is "
                    "stored and `onenat sync` applies it", err=True)
+        return code
+    if if_changed and gateway.pushed(cfg) == nat_store.generation:
         return code
     try:
         for line in gateway.sync(cfg, nat_store)[1:]:

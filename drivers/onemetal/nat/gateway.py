@@ -7,6 +7,7 @@ so the whole change happens there under one lock; see nat/apply.py.
 from __future__ import annotations
 
 import json
+import os
 from typing import Any
 
 from onemetal.config import Config, ssh_runner
@@ -58,5 +59,27 @@ def sync(cfg: Config, store: Store, dry_run: bool = False) -> list[str]:
             if store.generation == generation or attempt == ATTEMPTS:
                 raise  # nothing newer to push: the failure is the gateway's own
             continue
+        if not dry_run:
+            _record_pushed(cfg, generation)
         return out.stdout.strip().splitlines()
     raise AssertionError("unreachable")
+
+
+def _pushed_file(cfg: Config) -> str:
+    return f"{cfg.nat.store}.pushed"
+
+
+def pushed(cfg: Config) -> int | None:
+    """The store generation the gateway last applied from this frontend (None: unknown)."""
+    try:
+        with open(_pushed_file(cfg), encoding="ascii") as f:
+            return int(f.read().strip())
+    except (OSError, ValueError):
+        return None
+
+
+def _record_pushed(cfg: Config, generation: int) -> None:
+    path = _pushed_file(cfg)
+    with open(f"{path}.tmp", "w", encoding="ascii") as f:
+        f.write(f"{generation}\n")
+    os.replace(f"{path}.tmp", path)

@@ -92,4 +92,4 @@ def main(program: str, stdin: TextIO) -> int:
     except OneMetalError as exc:
         click.echo(f"onenat hook {event}: {exc}", err=True)
         return 1
-    return follow_up()
+    return follow_up(if_changed=True)
