@@ -150,6 +150,21 @@ def test_hostile_rule_is_refused_quickly_naming_it_without_building_its_flows():
         assert f"compiles to {cost} flows" in message and "net.max_flows_per_nic (2000)" in message
 
 
+def test_thousands_of_hostile_rules_are_refused_without_building_them_all():
+    # 30,000 rules of the widest range fit in a 4 MiB payload; each is ~62 networks.
+    wide = [rule(101, "ALL", "inbound", ip="0.0.0.1", size=4294967294) for _ in range(30_000)]
+    start = time.perf_counter()
+    tracemalloc.start()
+    with pytest.raises(InputError) as info:
+        compile_filter(wide, 2000, nic_id=0)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    seconds = time.perf_counter() - start
+    print(f"30,000 rules refused in {seconds * 1000:.1f} ms, peak {peak / 1e6:.1f} MB")
+    assert seconds < 2.0 and peak < 30e6  # generous; before the budget: 8.6 s and 411 MB
+    assert "this NIC's rules need at least" in str(info.value)
+
+
 def test_the_bound_is_exact_and_comes_from_the_configuration():
     ten_ports = [rule(0, "TCP", "inbound", range=",".join(str(p) for p in range(20, 40, 2)))]
     assert compile_filter(ten_ports, 20).flow_count() == 20  # tcp and tcp6, 10 ports each

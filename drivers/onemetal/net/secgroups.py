@@ -113,10 +113,15 @@ def rule_field(rule: SecurityGroupRule, nic_id: int | None) -> str:
     return f"{nic}SECURITY_GROUP_RULE[SECURITY_GROUP_ID={rule.security_group_id}]"
 
 
-def _parts(rules: Sequence[SecurityGroupRule], direction: str,
-           nic_id: int | None) -> list[tuple[int, list[Part]]]:
-    """(index in rules, parts) of each rule of `direction` that allows something."""
+def _parts(rules: Sequence[SecurityGroupRule], direction: str, nic_id: int | None,
+           budget: int | None = None) -> list[tuple[int, list[Part]]]:
+    """(index in rules, parts) of each rule of `direction` that allows something.
+
+    With a budget, stops at the first rule that takes the parts past it: the bound refuses
+    them anyway, and thousands of hostile rules are not worth building (each rule costs at
+    least one flow, so at most budget + 1 rules are ever looked at)."""
     out = []
+    spent = 0
     for index, rule in enumerate(rules):
         if rule.rule_type != direction:
             continue
@@ -126,7 +131,11 @@ def _parts(rules: Sequence[SecurityGroupRule], direction: str,
             log.warning("%s: NETWORK_ID %d has no address range; the rule allows nothing",
                         field, rule.network_id)
             continue
-        out.append((index, rule_parts(rule, field)))
+        parts = rule_parts(rule, field)
+        out.append((index, parts))
+        spent += sum(p.flows for p in parts)
+        if budget is not None and spent > budget:
+            break
     return out
 
 
@@ -150,10 +159,12 @@ def compile_filter(rules: Sequence[SecurityGroupRule], max_flows: int = DEFAULT_
     if not rules:
         return OPEN
     closed: dict[str, list[tuple[int, list[Part]]]] = {}
+    left = max_flows
     for direction in ("inbound", "outbound"):
         chosen = [r for r in rules if r.rule_type == direction]
-        if not any(_opens_everything(r) for r in chosen):
-            closed[direction] = _parts(rules, direction, nic_id)  # an open one compiles nothing
+        if not any(_opens_everything(r) for r in chosen):  # an open one compiles nothing
+            closed[direction] = _parts(rules, direction, nic_id, left)
+            left -= sum(p.flows for _, ps in closed[direction] for p in ps)
     check_bound(rules, closed, max_flows, lambda r: rule_field(r, nic_id))
     conjunctive = sum(p.conjunctive for indexed in closed.values() for _, ps in indexed for p in ps)
     if conjunctive > _MAX_INDEX:

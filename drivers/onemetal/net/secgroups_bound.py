@@ -59,6 +59,6 @@ def check_bound(rules: Sequence[SecurityGroupRule],
     cost, index = max(costs, key=lambda c: (c[0], -c[1]))
     rule = rules[index]
     raise InputError(f"{describe(rule, position_in_group(rules, index))} compiles to {cost} "
-                     f"flows; this NIC's rules need {total}, more than net.max_flows_per_nic "
+                     f"flows; this NIC's rules need at least {total}, more than net.max_flows_per_nic "
                      f"({max_flows}): use fewer ports or address ranges, or ports as ranges",
                      field_of(rule))
