@@ -3,7 +3,10 @@ conntrack zone is emptied when the port comes and goes."""
 
 from __future__ import annotations
 
+import fcntl
+import os
 import re
+import threading
 import time
 
 import pytest
@@ -52,9 +55,8 @@ def refused(lab, action: str, args: list[str], xml: str, reason: str) -> None:
 ATTACKS = [  # (what, TARGET, actions, reason in the error)
     ("the victim's port", "one-5-0", ("pre", "post", "clean"), "port of VM 5 NIC 0"),
     ("the host's underlay device", "eth0", ("pre", "post", "clean"), "port of bridge br-phy"),
-    # A userspace tunnel has no device: post stops at that, pre and clean at its owner.
-    ("a mesh tunnel", tunnel_name("172.31.255.11"), ("pre", "post", "clean"),
-     "mesh tunnel|does not exist"),
+    ("a mesh tunnel", tunnel_name("172.31.255.11"), ("pre", "post", "clean"), "reserved"),
+    ("a gateway's port to be", "onegw200", ("pre", "post", "clean"), "reserved"),
     ("the mesh bridge itself", "br-mesh", ("pre", "post", "clean"), "the bridge itself"),
 ]
 
@@ -80,7 +82,7 @@ def test_devices_that_are_not_a_vms_are_refused(lab, victim):
                "external_ids:onemetal-owner=onemetal", "external_ids:onemetal-role=vm",
                "external_ids:onemetal-vm=-1", "external_ids:onemetal-nic=7")
     cases = [("ens5", "holds the host's address"), (foreign.port, "onemetal did not create"),
-             ("onegw7", "internal port of the host"), ("lo", "not a VM's tap or veth")]
+             ("onegw7", "reserved"), ("lo", "not a VM's tap or veth")]
     before = state(lab)
     for target, reason in cases:
         xml = vnm_vm_xml(9, "one-0", [nic(9, vni=200, target=target)])
@@ -165,3 +167,27 @@ def test_a_vm_reusing_the_port_number_and_ip_starts_with_an_empty_zone(lab):
     drive.check(drive.vnm(lab, "one-0", "post", ["deploy-33", "one-0"], xml), "post")
     assert zone_of(lab, later.port) == zone
     assert connections(lab, zone, server.ip, 6002) == []
+
+
+def test_a_device_that_appears_while_the_action_waits_for_the_lock_is_checked(lab, victim):
+    """The device checks run under the lock on what is added: a device created after the
+    action's first look (here while it waits for the lock) is refused, not added unchecked."""
+    host = lab.host("one-0")
+    xml = vnm_vm_xml(66, "one-0", [nic(66, target="tap66x")])
+    results = []
+    fd = os.open(os.path.join(host.workdir, "state", "locks", "local.net.lock"), os.O_RDWR)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        action = threading.Thread(target=lambda: results.append(drive.vnm(lab, "one-0", "pre", [],
+                                                                          xml)))
+        action.start()
+        time.sleep(2)  # the action is past its checks of the VM document, waiting for the lock
+        host.run(["ip", "link", "add", "tap66x", "type", "veth", "peer", "name", "tap66y"])
+        host.run(["ip", "addr", "add", "10.66.0.1/24", "dev", "tap66x"])
+    finally:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        os.close(fd)
+    action.join(timeout=60)
+    assert not action.is_alive() and len(results) == 1
+    assert results[0].code == 1 and "holds the host's address" in results[0].stderr, results[0]
+    assert "tap66x" not in host.vsctl("list-ports", "br-mesh").split()

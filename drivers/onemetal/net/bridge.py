@@ -29,7 +29,7 @@ from onemetal.net.antispoof import Guard
 from onemetal.net.openflow import SHARED, FlowTable, by_cookie, group_of, plan_flows
 from onemetal.net.ovsdb import BridgeState, Interface, OvsDb
 from onemetal.net.secgroups import OPEN, Filter
-from onemetal.net.targets import K_OWNER, K_ROLE, Claim, check_ports, owned_by
+from onemetal.net.targets import K_OWNER, K_ROLE, Claim, check_ports, check_roles, owned_by
 from onemetal.reconcile import OWNER, Plan, diff
 from onemetal.record import field, value
 
@@ -161,6 +161,7 @@ class Request:
     filters: Mapping[str, Filter] = field(default_factory=dict)
     guards: Mapping[str, Guard] = field(default_factory=dict)  # the addresses each port may use
     claims: Mapping[str, Claim] = field(default_factory=dict)  # ports a VM's NICs ask for
+    on_datapath: frozenset[str] = frozenset()  # claimed devices enslaved to ovs-system
     forget_macs: frozenset[str] = frozenset()
     internal_scope: bool = False  # decide every internal port of ours (the gateway's vnets)
 
@@ -207,7 +208,7 @@ def converge(ovs: OvsDb, flows: FlowTable, net: NetConfig, request: Request,
     created = not state.exists
     if created and request.tunnels is None and not request.vm_ports:
         return Outcome(diff(f"ports@{net.bridge}", {}, {}), None, False)  # nothing to remove
-    check_ports(state, request.claims)
+    check_ports(state, request.claims, request.on_datapath)
     bridge = bridge_commands(state, net)
     # A claimed port is only ever removed when OVSDB says it is the claimant's.
     scope = ((request.vm_scope - set(request.claims)) | set(owned_by(state, request.claims))
@@ -219,6 +220,8 @@ def converge(ovs: OvsDb, flows: FlowTable, net: NetConfig, request: Request,
     have = {n: s for n, s in _owned(state).items()
             if (mesh and isinstance(s, TunnelSpec)) or n in scope}
     ports = diff(f"ports@{net.bridge}", {**(request.tunnels or {}), **request.vm_ports}, have)
+    check_roles(state, {**{n: _role(s) for n, s in ports.add.items()},
+                        **{n: _role(new) for n, (_, new) in ports.change.items()}})
     commands = bridge + port_commands(net.bridge, ports)
     if dry_run:
         return Outcome(ports, None, created)
@@ -265,6 +268,12 @@ def _zones(state: BridgeState, names: Mapping[str, object]) -> frozenset[int]:
     return frozenset(i.ofport for n in names if (i := state.interfaces.get(n)) is not None
                      and i.ofport > 0 and (spec := vm_port_spec(i)) is not None
                      and not spec.internal)
+
+
+def _role(spec: PortSpec) -> str:
+    if isinstance(spec, TunnelSpec):
+        return "tunnel"
+    return "internal" if spec.internal else "vm"
 
 
 def device_exists(name: str) -> bool:

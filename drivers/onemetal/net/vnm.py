@@ -6,9 +6,9 @@ post    <deploy_id> <host>: the VM's ports, which must exist now (libvirt plugge
 clean   <host>: the VM's ports and flows go (only the NIC being detached, if any);
 update_sg <deploy_id>, update_nic <deploy_id> <vnet_id>: the VM's ports again.
 Every NIC is checked before anything changes: a bad one fails the action with
-its field named and the bridge untouched. What a tenant chose (TARGET, security
-group rules) is checked before the host lock is taken, so a hostile VM never
-holds it; the port's owner is checked again on the state read inside the lock.
+its field named and the bridge untouched. What a tenant wrote (TARGET names,
+security group rules) is checked before the host lock is taken, so a hostile VM
+never holds it; the devices being added and the ports' owners inside the lock.
 """
 
 from __future__ import annotations
@@ -19,12 +19,12 @@ if TYPE_CHECKING:
 
 from onemetal.errors import InputError
 from onemetal.net.antispoof import Guard, guard, link_local, slaac
-from onemetal.net.bridge import Outcome, Request, VmPortSpec, converge, device_exists
+from onemetal.net.bridge import Outcome, Request, VmPortSpec, converge
 from onemetal.net.host import NetHost
 from onemetal.net.peers import Mesh
 from onemetal.net.mtu import nic_mtu
 from onemetal.net.secgroups import Filter, compile_filter
-from onemetal.net.targets import Claim, check_device, check_names, claim_all
+from onemetal.net.targets import OVS_MASTER, Claim, check_device, check_names, claim_all
 from onemetal.net.vnet import MAX_VNI
 from onemetal.opennebula import payload, values
 from onemetal.opennebula.protocol import log
@@ -105,11 +105,9 @@ def claims(vm: VM, nics: Sequence[Nic]) -> dict[str, Claim]:
 
 
 def _tenant_input(host: NetHost, vm: VM, nics: Sequence[Nic]) -> dict[str, Claim]:
-    """The checks of what a tenant wrote that need no lock: TARGET names and devices."""
+    """The checks of what a tenant wrote that need no lock: TARGET names."""
     wanted = claims(vm, nics)
     check_names(wanted, host.cfg.net.bridge)
-    for name, claim in wanted.items():
-        check_device(name, claim, host.reader)
     return wanted
 
 
@@ -123,7 +121,10 @@ def _ports(host: NetHost, vm: VM, require_devices: bool, filters: dict[str, Filt
            wanted: dict[str, Claim]) -> Request:
     mesh = host.mesh()
     specs = port_specs(host, vm, mesh)
-    missing = [name for name in specs if not device_exists(name)]
+    # Under the lock, on exactly the devices this run adds: one that appears after a check
+    # made earlier would go in unchecked.
+    masters = {name: check_device(name, wanted[name], host.reader) for name in specs}
+    missing = [name for name, master in masters.items() if master is None]
     if require_devices and missing:
         spec = specs[missing[0]]
         raise InputError(f"device {missing[0]} does not exist on this host (is the VM running?)",
@@ -132,7 +133,8 @@ def _ports(host: NetHost, vm: VM, require_devices: bool, filters: dict[str, Filt
                    vm_ports={n: s for n, s in specs.items() if n not in missing},
                    vm_scope=frozenset(specs), filters=filters,
                    guards={port_name(vm, n): nic_guard(vm, n) for n in own_nics(vm)},
-                   claims=wanted)
+                   claims=wanted,
+                   on_datapath=frozenset(n for n, m in masters.items() if m == OVS_MASTER))
 
 
 def _report(action: str, outcome: Outcome) -> None:
