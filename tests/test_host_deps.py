@@ -53,11 +53,18 @@ def _imports(tree: ast.AST) -> list[str]:
     return found
 
 
+def walked_modules(root: str, package: str, starts: list[str]) -> set[str]:
+    """The modules of `package` the walk from `starts` reaches."""
+    seen: set[str] = set()
+    third_party_imports(root, package, starts, seen=seen)
+    return seen
+
+
 def third_party_imports(root: str, package: str, starts: list[str],
-                        scripts: list[str] = ()) -> dict[str, set[str]]:
+                        scripts: list[str] = (), seen: set[str] | None = None) -> dict[str, set[str]]:
     """Third-party top-level module -> the modules of `package` (under `root`) importing it,
     following `package`'s own imports from `starts` and from the Python `scripts`."""
-    seen: set[str] = set()
+    seen = set() if seen is None else seen
     found: dict[str, set[str]] = {}
     queue: list[tuple[str, str]] = []   # (importing module, source file)
     for path in scripts:
@@ -114,7 +121,7 @@ def test_every_host_import_is_a_declared_debian_package():
     found = third_party_imports(CORE, "onemetal", modules, scripts)
     undeclared = {m: sorted(users) for m, users in found.items() if m not in deps.HOST_MODULES}
     assert not undeclared, f"host modules import packages onemetal.deps does not declare: {undeclared}"
-    assert "netaddr" in found  # the walk reaches the NAT
+    assert "onemetal.nat.apply" in walked_modules(CORE, "onemetal", modules)  # the walk reaches the NAT
     assert "lxml" not in found  # hosts parse payloads with expat (opennebula/payload.py)
 
 
@@ -132,17 +139,19 @@ def test_the_walk_catches_an_undeclared_import(tmp_path):
     assert "yaml" not in deps.HOST_MODULES  # so the check above would name it
 
 
-def test_a_missing_module_on_a_host_is_one_line_naming_the_package(monkeypatch):
-    for name in list(sys.modules):
-        if name == "netaddr" or name.startswith("onemetal.nat"):
-            monkeypatch.delitem(sys.modules, name)
-    monkeypatch.setitem(sys.modules, "netaddr", None)  # import netaddr now raises ModuleNotFoundError
+def test_a_missing_module_on_a_host_is_one_line_naming_the_package(monkeypatch, tmp_path):
+    # An entry whose module imports a declared package this host lacks (as nat-apply did netaddr).
+    (tmp_path / "om_fake_entry.py").write_text("import fakedep\n\ndef entry(args, stdin):\n    return ''\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setitem(hostcall.ENTRIES, "fake-apply", "om_fake_entry:entry")
+    monkeypatch.setitem(deps.HOST_MODULES, "fakedep", "python3-fakedep")
+    monkeypatch.setitem(sys.modules, "fakedep", None)  # import fakedep now raises ModuleNotFoundError
     err = io.StringIO()
     monkeypatch.setattr(sys, "stderr", err)
-    code = hostcall.main(["nat-apply"], io.StringIO("{}"))
+    code = hostcall.main(["fake-apply"], io.StringIO("{}"))
     assert code == 1
     assert err.getvalue().splitlines()[0] == (
-        "ERROR: nat-apply: python module netaddr missing: install the Debian package python3-netaddr")
+        "ERROR: fake-apply: python module fakedep missing: install the Debian package python3-fakedep")
     assert "ModuleNotFoundError" not in err.getvalue()
 
 

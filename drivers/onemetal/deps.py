@@ -13,11 +13,10 @@ from __future__ import annotations
 
 import sys
 
-# Third-party Python modules imported on a host (by top-level name). Hosts parse XML with
-# the standard library's expat (opennebula/payload.py): lxml is the frontend's only.
-HOST_MODULES = {
-    "netaddr": "python3-netaddr",
-}
+# Third-party Python modules imported on a host (by top-level name). None today: hosts parse
+# XML with the standard library's expat and check addresses with ipaddress, both for start-up
+# cost; the KVM driver will add python3-libvirt here.
+HOST_MODULES: dict[str, str] = {}
 
 # Commands the drivers run on a host (through onemetal.run), and what oned itself needs there.
 HOST_TOOLS = {

@@ -47,7 +47,7 @@ def blocked_networks(items: Sequence[object], field: str) -> frozenset[str]:
     for i, item in enumerate(items):
         if not isinstance(item, str):
             raise InputError(f"{item!r} is not an IPv4 network like 10.0.0.0/16", f"{field}[{i}]")
-        networks.append(ipaddress.IPv4Network(str(subnet(item, f"{field}[{i}]").cidr)))
+        networks.append(subnet(item, f"{field}[{i}]"))
     return frozenset(str(n) for n in ipaddress.collapse_addresses(networks))
 
 

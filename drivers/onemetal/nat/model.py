@@ -1,4 +1,4 @@
-"""NAT gateway and Elastic IPs: the objects onenat manages, each checked with netaddr (pure).
+"""NAT gateway and Elastic IPs: the objects onenat manages, each checked strictly (pure).
 
 A pool holds (Elastic IP, private secondary IP) pairs: the provider maps the public
 EIP 1:1 onto the private address on the gateway's interface. A NATed vnet has a
@@ -9,7 +9,7 @@ forward sends one private address:port/proto to a VM address:port.
 
 from __future__ import annotations
 
-import netaddr
+import ipaddress
 
 from onemetal.errors import InputError
 from onemetal.net.vnet import MAX_VNI
@@ -20,20 +20,26 @@ PROTOCOLS = ("tcp", "udp")
 
 
 def ipv4(value: str, field: str) -> str:
-    """A dotted IPv4 address, strictly (no '10.1', no leading zeros read as octal)."""
+    """A dotted IPv4 address, strictly (no '10.1', no leading zeros read as octal, no integer).
+
+    The standard library's parser is as strict as inet_pton since Python 3.9.5, and costs a
+    host a fraction of netaddr's import."""
+    if not isinstance(value, str):
+        raise InputError(f"{value!r} is not an IPv4 address", field)
     try:
-        return str(netaddr.IPAddress(value.strip(), 4, flags=netaddr.INET_PTON))
-    except (netaddr.AddrFormatError, ValueError, TypeError):
+        return str(ipaddress.IPv4Address(value.strip()))
+    except ValueError:
         raise InputError(f"{value!r} is not an IPv4 address", field) from None
 
 
-def subnet(value: str, field: str) -> netaddr.IPNetwork:
+def subnet(value: str, field: str) -> ipaddress.IPv4Network:
     address, slash, length = value.strip().partition("/")
     if not slash or not length.isdigit() or int(length) > 32:
         raise InputError(f"{value!r} is not an IPv4 network like 192.168.0.0/24", field)
-    network = netaddr.IPNetwork(f"{ipv4(address, field)}/{int(length)}")
-    if network.ip != network.network:
-        raise InputError(f"{value!r} has host bits set (did you mean {network.cidr}?)", field)
+    cidr = f"{ipv4(address, field)}/{int(length)}"
+    network = ipaddress.IPv4Network(cidr, strict=False)
+    if str(network.network_address) != cidr.partition("/")[0]:
+        raise InputError(f"{value!r} has host bits set (did you mean {network}?)", field)
     return network
 
 
@@ -68,14 +74,14 @@ class Vnet:
                 vni: int | str) -> "Vnet":
         network = subnet(cidr, "subnet")
         gw = ipv4(gateway, "gateway")
-        if netaddr.IPAddress(gw) not in network or gw in (str(network.network),
-                                                        str(network.broadcast)):
+        if ipaddress.IPv4Address(gw) not in network or gw in (str(network.network_address),
+                                                             str(network.broadcast_address)):
             raise InputError(f"{gw} is not a host address of {network}", "gateway")
-        return cls(values.integer(str(vnet_id), "vnet", 0), str(network.cidr), gw,
+        return cls(values.integer(str(vnet_id), "vnet", 0), str(network), gw,
                    ipv4(snat_ip, "snat"), values.integer(str(vni), "vni", 1, MAX_VNI))
 
     def contains(self, ip: str) -> bool:
-        return netaddr.IPAddress(ip) in netaddr.IPNetwork(self.subnet)
+        return ipaddress.IPv4Address(ip) in ipaddress.IPv4Network(self.subnet)
 
 
 @value(order=True)
