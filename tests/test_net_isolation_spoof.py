@@ -93,6 +93,8 @@ def forged(nics: dict[str, SampleNic], sender: str) -> dict[str, bytes]:
         "rogue DHCPv6 advertise": spoof.dhcpv6_advertise(me.mac, own6),
         "RA behind a long Destination Options header (first fragment)":
             spoof.fragmented_router_advertisement(me.mac, own6)[0],
+        "DHCPv6 advertise behind a long Destination Options header (first fragment)":
+            spoof.fragmented_dhcpv6_advertise(me.mac, own6)[0],
     }
 
 

@@ -116,15 +116,25 @@ def dhcpv6_advertise(src_mac: str, src: str) -> bytes:
     return udp6("33:33:00:01:00:02", src_mac, src, "ff02::1:2", 547, 546, b"\x02\x6f\x6d\x02")
 
 
-def fragmented_router_advertisement(src_mac: str, src: str) -> list[bytes]:
-    """An RA split so that its ICMPv6 header is in the second fragment: the first holds the
+def behind_options(dst_mac: str, src_mac: str, src: str, dst: str, next_header: int,
+                   message: bytes) -> list[bytes]:
+    """`message` split so that its header is all in the second fragment: the first holds the
     fragment header and a 64-byte Destination Options header, all a guard reading it sees."""
-    message = _icmp6_message(src, "ff02::1", 134, struct.pack("!BBHII", 64, 0, 1800, 0, 0)
-                             + b"\x01\x01" + _mac(src_mac))
-    options = struct.pack("!BB", 58, 7) + b"\x01\x3c" + bytes(60)  # PadN to 64 bytes
+    options = struct.pack("!BB", next_header, 7) + b"\x01\x3c" + bytes(60)  # PadN to 64 bytes
     first = struct.pack("!BBHI", 60, 0, 0x0001, 0x6F6D) + options
     later = struct.pack("!BBHI", 60, 0, len(options) & 0xFFF8, 0x6F6D) + message
-    return [ipv6("33:33:00:00:00:01", src_mac, src, "ff02::1", 44, part) for part in (first, later)]
+    return [ipv6(dst_mac, src_mac, src, dst, 44, part) for part in (first, later)]
+
+
+def fragmented_router_advertisement(src_mac: str, src: str) -> list[bytes]:
+    message = _icmp6_message(src, "ff02::1", 134, struct.pack("!BBHII", 64, 0, 1800, 0, 0)
+                             + b"\x01\x01" + _mac(src_mac))
+    return behind_options("33:33:00:00:00:01", src_mac, src, "ff02::1", 58, message)
+
+
+def fragmented_dhcpv6_advertise(src_mac: str, src: str) -> list[bytes]:
+    message = struct.pack("!HHHH", 547, 546, 12, 0) + b"\x02\x6f\x6d\x02"
+    return behind_options("33:33:00:01:00:02", src_mac, src, "ff02::1:2", 17, message)
 
 
 def router_advertisement(src_mac: str, src: str) -> bytes:

@@ -11,8 +11,9 @@ Exceptions, as a guest needs them before it has an address: DHCP discover (0.0.0
 255.255.255.255, UDP 68 -> 67), ARP probes (sender 0.0.0.0, RFC 5227), router solicitations
 and duplicate address detection (neighbour solicitations from ::, for the NIC's own addresses).
 Router advertisements and redirects (ICMPv6 134, 137, ICMP 5) never pass with the IP part on: a VM is
-not the vnet's router; nor do DHCP and DHCPv6 server replies (UDP from 67, 547), ICMPv6 fragments
-and first IPv6 fragments other than TCP, UDP and ESP. With it off (a NIC an admin trusts to route) only the MAC is checked.
+not the vnet's router; nor do DHCP and DHCPv6 server replies (UDP from 67, 547), ICMPv6 fragments,
+first IPv6 fragments other than TCP, UDP and ESP, and first TCP or UDP fragments without their
+ports. With it off (a NIC an admin trusts to route) only the MAC is checked.
 
 >>> g = guard("02:00:c0:a8:00:05", ["192.168.0.5"], ["2001:db8::5"])
 >>> g.ipv6
@@ -38,6 +39,10 @@ SERVER_ONLY = ("udp,tp_src=67", "udp6,tp_src=547", "icmp6,nw_frag=yes")
 # A first IPv6 fragment may push the upper header into a later one (a long Destination Options
 # header): it passes only when OVS read it as one of these, whose port checks then apply.
 FIRST_FRAGMENT_OK = ("tcp6", "udp6", "ipv6,nw_proto=50")
+# ...and only with its ports in it: OVS reads the ports of a header it does not have as 0, and
+# the guest would find a DHCPv6 reply (or any port) behind them after reassembly.
+HEADERLESS = tuple(f"{proto},nw_frag=first,tp_src=0,tp_dst=0" for proto in ("tcp", "udp", "tcp6",
+                                                                          "udp6"))
 
 
 @value
@@ -88,7 +93,8 @@ def classify_flows(port: int, vni: int, g: Guard, table: int, neighbour_table: i
                 Flow(table, 80, key, go, port)]
     flows = [Flow(table, 120, f"{key},{proto},icmp_type={t}", "drop", port)
              for proto, t in ROUTER_ONLY]
-    flows += [Flow(table, 120, f"{key},{match}", "drop", port) for match in SERVER_ONLY]
+    flows += [Flow(table, 120, f"{key},{match}", "drop", port)
+              for match in SERVER_ONLY + HEADERLESS]
     flows.append(Flow(table, 117, f"{key},ipv6,nw_frag=first", "drop", port))
     for ip in (*g.ipv4, "0.0.0.0"):
         flows.append(Flow(table, 110, f"{key},arp,arp_sha={g.mac},arp_spa={ip}"
