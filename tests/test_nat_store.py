@@ -66,6 +66,21 @@ def test_a_failed_change_leaves_nothing_behind(store):
     assert store.state() == before  # the first pair of the refused pool was rolled back
 
 
+def test_map_within_pools_takes_and_accepts_only_their_addresses_naming_the_field(store):
+    store.create_pool("more", [("3.3.4.2", "10.0.1.2"), ("3.3.4.3", "10.0.1.3")])
+    asked = "VM[ID=7]/USER_TEMPLATE/EIP"
+    with pytest.raises(InputError, match=r"^VM\[ID=7\]/USER_TEMPLATE/EIP: 3.3.3.2 is not in pool "
+                                         r"'more' or 'none'$"):
+        store.map(7, 0, "192.168.0.7", 0, eip="3.3.3.2", pools=("more", "none"), field=asked)
+    assert store.state().mappings == ()
+    assert store.map(7, 0, "192.168.0.7", 0, pools=("more",), field=asked).eip == "3.3.4.2"
+    assert store.map(8, 0, "192.168.0.8", 0, eip="3.3.4.3", pools=("more",)).eip == "3.3.4.3"
+    with pytest.raises(InputError, match=r"^VM\[ID=9\]/USER_TEMPLATE/EIP: no free Elastic IP in "
+                                         r"pool 'more'$"):
+        store.map(9, 0, "192.168.0.9", 0, pools=("more",), field="VM[ID=9]/USER_TEMPLATE/EIP")
+    assert store.map(9, 0, "192.168.0.9", 0).eip == "3.3.3.2"  # unrestricted: any pool
+
+
 MAP_ONE = """
 import sys
 sys.path.insert(0, {drivers!r})

@@ -130,9 +130,12 @@ class Store:
     # -- mappings --------------------------------------------------------------------------
     def map(self, vm_id: int, nic_id: int, vm_ip: str, vnet_id: int, eip: str | None = None,
             pool: str | None = None, owner: Owner | None = None,
-            quota: Quota | None = None) -> Mapping:
+            quota: Quota | None = None, pools: Sequence[str] | None = None,
+            field: str = "eip") -> Mapping:
         """Map an EIP (the given one, else the first free one of `pool` or of any pool), recording
-        the VM's owner; with a quota, only while the owner's user and group are below it."""
+        the VM's owner; with a quota, only while the owner's user and group are below it; with
+        `pools`, only an address of one of them. `field` names where the EIP was asked for."""
+        within = (pool,) if pool else tuple(pools) if pools is not None else None
         with self.transaction() as db:
             if quota is not None:
                 if owner is None:
@@ -146,23 +149,27 @@ class Store:
             if current:
                 raise InputError(f"VM {vm_id} NIC {nic_id} already has EIP {current[0]}", "vm")
             if eip is not None:
-                row = db.execute("SELECT eip, private_ip FROM addresses WHERE eip = ?",
+                row = db.execute("SELECT eip, private_ip, pool FROM addresses WHERE eip = ?",
                                  (eip,)).fetchone()
                 if row is None:
-                    raise InputError(f"{eip} is in no pool", "eip")
+                    raise InputError(f"{eip} is in no pool", field)
+                if within is not None and row[2] not in within:
+                    raise InputError(f"{eip} is not in pool {_either(within)}", field)
                 holder = db.execute("SELECT vm_id, nic_id FROM mappings WHERE eip = ?",
                                     (eip,)).fetchone()
                 if holder:
                     raise InputError(f"{eip} is already mapped to VM {holder[0]} NIC {holder[1]}",
-                                     "eip")
+                                     field)
             else:
+                marks = ", ".join("?" * len(within or ()))
                 row = db.execute(
                     "SELECT eip, private_ip FROM addresses WHERE eip NOT IN (SELECT eip FROM mappings)"
-                    + (" AND pool = ?" if pool else "") + " ORDER BY private_ip",
-                    (pool,) if pool else ()).fetchone()
+                    + (f" AND pool IN ({marks})" if within is not None else "")
+                    + " ORDER BY private_ip", within or ()).fetchone()
                 if row is None:
-                    raise InputError("no free Elastic IP" + (f" in pool {pool!r}" if pool else ""),
-                                     "pool" if pool else "eip")
+                    raise InputError("no free Elastic IP" + (
+                        f" in pool {_either(within)}" if within is not None else ""),
+                        "pool" if pool else field)
             try:
                 db.execute("INSERT INTO mappings (eip, vm_id, nic_id, vm_ip, vnet_id, uid, gid) "
                            "VALUES (?, ?, ?, ?, ?, ?, ?)",
@@ -275,3 +282,7 @@ class Store:
                 generation=self.generation)
         finally:
             db.execute("COMMIT")
+
+
+def _either(pools: Sequence[str]) -> str:
+    return " or ".join(map(repr, pools))
