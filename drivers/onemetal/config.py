@@ -57,6 +57,8 @@ class NatConfig:
     interface: str = ""
     # Groups (ids or names, "*" any) whose VMs the hooks may give an EIP: see docs/nat.md.
     eip_groups: tuple = ()
+    # "GROUP=POOL[,POOL...]": the pools the hooks may take a group's EIPs from; empty: any pool.
+    eip_group_pools: tuple = ()
     eip_quota_user: int = 1
     eip_quota_group: int = 10
     # CIDRs and ADDRESS:PORT/PROTO exceptions VMs may not / may reach through the gateway:

@@ -2,7 +2,8 @@
 
 The hook manager passes the VM's XML (base64, on stdin with ARGUMENTS_STDIN=yes).
 The decision is made from that document, onemetal.conf's EIP policy (the VM's
-group must be allowed, its owner under the quotas: nat/policy.py) and the store
+group must be allowed, its owner under the quotas, the address of a pool its group
+may use: nat/policy.py) and the store
 alone, and the store is changed first, in one transaction: once the hook has run
 that far, the intent is kept. The two steps that can fail afterwards (the mark on the VM's USER_TEMPLATE
 through the API, the gateway) are what `onenat sync` retries, so a failed or lost
@@ -49,13 +50,15 @@ def on_running(store: Store, cfg: NatConfig, root: "etree._Element") -> list[str
         return [f"VM {vm.id}: already mapped"]  # also one an administrator mapped by hand
     owner, gname = policy.owner_of(root, vm.id)
     policy.authorize(cfg, vm.id, owner, gname)
+    allowed = policy.pools(cfg, vm.id, owner, gname)
     natted = {v.vnet_id for v in state.vnets}
     nic = next((n for n in vm.nics if n.network_id in natted and n.ip and not n.alias), None)
     if nic is None:
         raise InputError(f"VM {vm.id} asks for an EIP but has no NIC with an IP on a NATed vnet",
                          f"VM[ID={vm.id}]/TEMPLATE/NIC")
     m = store.map(vm.id, nic.nic_id, nic.ip, nic.network_id, eip=wanted or None, owner=owner,
-                  quota=policy.quota(cfg))
+                  quota=policy.quota(cfg), pools=allowed,
+                  field=f"VM[ID={vm.id}]/USER_TEMPLATE/{REQUEST}")
     return [f"VM {vm.id} NIC {m.nic_id} ({m.vm_ip}): EIP {m.eip} via {m.private_ip}"]
 
 
