@@ -36,6 +36,7 @@ from onemetal.nat.model import Address, Forward, Mapping, NatState, Vnet, ipv4
 from onemetal.nat.render import TableContent, compare, desired, render, settled_read
 from onemetal.net.bridge import Request, VmPortSpec, converge
 from onemetal.net.host import NetHost
+from onemetal.net.ipjson import addr_show
 from onemetal.opennebula import values
 from onemetal.record import replace
 from onemetal.run import Runner
@@ -81,10 +82,8 @@ def gateway_mac(vnet: Vnet) -> str:
 
 
 def _addresses(runner: Runner, device: str) -> list[dict[str, object]]:
-    out = runner.run(["ip", "-j", "-4", "addr", "show", "dev", device], check=False)
-    if out.returncode != 0:
-        return []
-    return [a for iface in json.loads(out.stdout or "[]") for a in iface.get("addr_info", [])]
+    return [a for iface in addr_show(runner, "-4", device=device) or []
+            for a in iface.get("addr_info", [])]  # type: ignore[attr-defined]
 
 
 def _gateway_ports(host: NetHost, state: NatState, dry_run: bool) -> list[str]:

@@ -29,7 +29,8 @@ from onemetal.net.antispoof import Guard
 from onemetal.net.openflow import SHARED, FlowTable, by_cookie, group_of, plan_flows
 from onemetal.net.ovsdb import BridgeState, Interface, OvsDb
 from onemetal.net.secgroups import OPEN, Filter
-from onemetal.net.targets import K_OWNER, K_ROLE, Claim, check_ports, check_roles, owned_by
+from onemetal.net.targets import (K_NIC, K_OWNER, K_ROLE, K_VM, Claim, check_ports, check_roles,
+                                  owned_by)
 from onemetal.reconcile import OWNER, Plan, diff
 from onemetal.record import field, value
 
@@ -85,7 +86,7 @@ def vm_port_spec(iface: Interface) -> VmPortSpec | None:
     if ids.get(K_OWNER) != OWNER or ids.get(K_ROLE) != "vm":
         return None
     try:
-        return VmPortSpec(vm_id=int(ids[f"{OWNER}-vm"]), nic_id=int(ids[f"{OWNER}-nic"]),
+        return VmPortSpec(vm_id=int(ids[K_VM]), nic_id=int(ids[K_NIC]),
                           mac=ids[f"{OWNER}-mac"], vni=int(ids[f"{OWNER}-vni"]),
                           mtu=iface.mtu_request or 0, internal=iface.type == "internal")
     except (KeyError, ValueError):
@@ -138,8 +139,8 @@ def _add_commands(bridge: str, name: str, spec: PortSpec) -> list[list[str]]:
     internal = ["type=internal", f'mac="{spec.mac}"'] if spec.internal else []
     return [["--may-exist", "add-port", bridge, name],
             ["set", "interface", name, *internal, f"mtu_request={spec.mtu}", *ids,
-             f"external_ids:{K_ROLE}=vm", f"external_ids:{OWNER}-vm={spec.vm_id}",
-             f"external_ids:{OWNER}-nic={spec.nic_id}", f"external_ids:{OWNER}-mac={spec.mac}",
+             f"external_ids:{K_ROLE}=vm", f"external_ids:{K_VM}={spec.vm_id}",
+             f"external_ids:{K_NIC}={spec.nic_id}", f"external_ids:{OWNER}-mac={spec.mac}",
              f"external_ids:{OWNER}-vni={spec.vni}"]]
 
 

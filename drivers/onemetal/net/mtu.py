@@ -10,9 +10,9 @@ with a larger MTU sends frames the underlay silently drops once encapsulated
 
 from __future__ import annotations
 
-import json
 
 from onemetal.errors import ConfigError, InputError
+from onemetal.net.ipjson import addr_show
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # annotations only: vnet_create runs no command and reads no NIC
@@ -38,7 +38,7 @@ def nic_mtu(nic: Nic, maximum: int, field: str) -> int:
 
 
 def _interfaces(runner: Runner) -> list[dict[str, object]]:
-    return json.loads(runner.run(["ip", "-j", "addr", "show"]).stdout or "[]")
+    return addr_show(runner) or []
 
 
 def learn_underlay_mtu(runner: Runner, local_ip: str) -> int:

@@ -13,7 +13,6 @@ checked before the host lock; devices and OVSDB under it, on what the action is 
 
 from __future__ import annotations
 
-import json
 import os
 import re
 
@@ -22,6 +21,7 @@ if TYPE_CHECKING:
     from typing import Iterable, Mapping
 
 from onemetal.errors import InputError
+from onemetal.net.ipjson import addr_show
 from onemetal.net.ovsdb import BridgeState, Interface
 from onemetal.reconcile import OWNER
 from onemetal.record import value
@@ -34,6 +34,11 @@ SYS_NET = "/sys/class/net"
 # Names onemetal gives its own ports (NAT gateway ports, mesh tunnels): a TARGET taking one would
 # be adopted by name by nat-apply or mesh sync, which then address or re-type the tenant's device.
 RESERVED = ("onegw", "vx")
+
+
+def canonical_port(vm_id: int, nic_id: int) -> str:
+    """The port name oned gives a NIC when TARGET is empty."""
+    return f"one-{vm_id}-{nic_id}"
 OVS_MASTER = "ovs-system"  # the master of every port of a kernel-datapath OVS bridge
 ROLES = ("tunnel", "internal", "vm")
 
@@ -51,7 +56,7 @@ class Claim:
 
     @property
     def canonical(self) -> str:
-        return f"one-{self.vm_id}-{self.nic_id}"
+        return canonical_port(self.vm_id, self.nic_id)
 
     def owns(self, iface: Interface) -> bool:
         """The port's external_ids say it is this VM's NIC (never a gateway's internal port)."""
@@ -85,11 +90,8 @@ def check_names(claims: Mapping[str, Claim], bridge: str) -> None:
 
 
 def _link(reader: Runner, name: str) -> dict[str, object] | None:
-    out = reader.run(["ip", "-j", "-d", "addr", "show", "dev", name], check=False)
-    if out.returncode != 0:
-        return None  # gone meanwhile: nothing of it is touched
     try:
-        rows = json.loads(out.stdout or "[]")
+        rows = addr_show(reader, "-d", device=name)  # None: gone meanwhile, nothing is touched
     except ValueError:
         return None
     return rows[0] if rows and isinstance(rows[0], dict) else None

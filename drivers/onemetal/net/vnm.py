@@ -24,7 +24,8 @@ from onemetal.net.host import NetHost
 from onemetal.net.peers import Mesh
 from onemetal.net.mtu import nic_mtu
 from onemetal.net.secgroups import Filter, compile_filter
-from onemetal.net.targets import OVS_MASTER, Claim, check_device, check_names, claim_all
+from onemetal.net.targets import (OVS_MASTER, Claim, canonical_port, check_device, check_names,
+                                  claim_all)
 from onemetal.net.vnet import MAX_VNI
 from onemetal.opennebula import payload, values
 from onemetal.opennebula.protocol import log
@@ -34,7 +35,7 @@ VN_MAD = "ovswitch_vxlan_unicast"
 
 
 def port_name(vm: VM, nic: Nic) -> str:
-    return nic.target or f"one-{vm.id}-{nic.nic_id}"
+    return nic.target or canonical_port(vm.id, nic.nic_id)
 
 
 def vni(nic: Nic, field: str) -> int:
