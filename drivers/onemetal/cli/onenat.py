@@ -176,15 +176,6 @@ def show_command(what: str, fmt: str | None) -> None:
 
 
 # -- forwards ------------------------------------------------------------------------------------
-def _endpoint(text: str, field: str, with_protocol: bool) -> tuple[str, str, str]:
-    address, _, rest = text.partition(":")
-    port, _, proto = rest.partition("/")
-    if not port or (with_protocol and not proto) or (not with_protocol and proto):
-        shape = "ADDRESS:PORT/PROTO" if with_protocol else "ADDRESS:PORT"
-        raise OneMetalError(f"{text!r} is not {shape}", field)
-    return address, port, proto
-
-
 @main.group()
 def forward() -> None:
     """Port forwards: a gateway address:port/protocol to a VM address:port."""
@@ -195,11 +186,11 @@ def forward() -> None:
 @click.argument("target")
 def forward_add(public: str, target: str) -> None:
     """PUBLIC is ADDRESS:PORT/tcp|udp on the gateway, TARGET is VM_IP:PORT."""
-    from onemetal.nat.model import Forward
+    from onemetal.nat.model import Forward, endpoint
 
     with errors():
-        address, port, proto = _endpoint(public, "public", True)
-        vm_ip, vm_port, _ = _endpoint(target, "target", False)
+        address, port, proto = endpoint(public, "public")
+        vm_ip, vm_port, _ = endpoint(target, "target", with_protocol=False)
         store().add_forward(Forward.checked(address, port, proto, vm_ip, vm_port))
     sync_or_exit()
 
@@ -207,10 +198,10 @@ def forward_add(public: str, target: str) -> None:
 @forward.command("delete")
 @click.argument("public")
 def forward_delete(public: str) -> None:
-    from onemetal.nat.model import Forward
+    from onemetal.nat.model import Forward, endpoint
 
     with errors():
-        address, port, proto = _endpoint(public, "public", True)
+        address, port, proto = endpoint(public, "public")
         probe = Forward.checked(address, port, proto, "0.0.0.1", 1)
         store().delete_forward(probe.private_ip, probe.port, probe.protocol)
     sync_or_exit()

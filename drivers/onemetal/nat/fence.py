@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from typing import Sequence
 
 from onemetal.errors import InputError
-from onemetal.nat.model import ipv4, port, protocol, subnet
+from onemetal.nat.model import endpoint, ipv4, port, protocol, subnet
 from onemetal.record import value
 
 LINK_LOCAL = "169.254.0.0/16"
@@ -58,10 +58,8 @@ def allowed(items: Sequence[object], field: str) -> frozenset[tuple[str, str, in
     out = set()
     for i, item in enumerate(items):
         where = f"{field}[{i}]"
-        text = item if isinstance(item, str) else ""
-        address, colon, rest = text.partition(":")
-        number, slash, proto = rest.partition("/")
-        if not (colon and slash):
+        if not isinstance(item, str):
             raise InputError(f"{item!r} is not ADDRESS:PORT/PROTO like 10.0.0.2:53/udp", where)
+        address, number, proto = endpoint(item, where)
         out.add((ipv4(address, where), protocol(proto, where), port(number, where)))
     return frozenset(out)

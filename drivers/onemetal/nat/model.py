@@ -43,6 +43,16 @@ def subnet(value: str, field: str) -> ipaddress.IPv4Network:
     return network
 
 
+def endpoint(text: str, field: str, with_protocol: bool = True) -> tuple[str, str, str]:
+    """ADDRESS:PORT/PROTO (or ADDRESS:PORT) split into its words, each still to be checked."""
+    address, _, rest = text.partition(":")
+    number, _, proto = rest.partition("/")
+    if not number or (with_protocol and not proto) or (not with_protocol and proto):
+        shape = "ADDRESS:PORT/PROTO like 10.0.0.2:53/udp" if with_protocol else "ADDRESS:PORT"
+        raise InputError(f"{text!r} is not {shape}", field)
+    return address, number, proto
+
+
 def port(value: str | int, field: str) -> int:
     return values.integer(str(value), field, 1, 65535)
 
