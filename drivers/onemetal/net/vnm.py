@@ -182,8 +182,7 @@ def clean(args: Sequence[str], stdin: TextIO) -> None:
     # A detach runs clean with the leaving NIC marked ATTACH=YES: only that one goes.
     leaving = [n for n in nics if n.attach] or nics
     host = NetHost.load()
-    wanted = claims(vm, leaving)
-    check_names(wanted, host.cfg.net.bridge)
+    wanted = _tenant_input(host, vm, leaving)
     with host.lock():
         request = Request(tunnels=None, vm_scope=frozenset(wanted), claims=wanted,
                           forget_macs=frozenset(n.mac for n in leaving if n.mac))
