@@ -111,21 +111,29 @@ def _gateway_ports(host: NetHost, state: NatState, dry_run: bool) -> list[str]:
     return lines
 
 
+def _sysctl(runner: Runner, key: str, want: str, dry_run: bool) -> bool:
+    """Set a kernel setting unless it already holds `want` (read without sudo, so an apply
+    with nothing to change writes nothing); whether it had to change."""
+    with open(f"/proc/sys/{key.replace('.', '/')}", encoding="ascii") as f:
+        if f.read().strip() == want:
+            return False
+    if not dry_run:
+        runner.run(["sysctl", "-q", "-w", f"{key}={want}"])
+    return True
+
+
 def _no_ipv6(runner: Runner, port: str, dry_run: bool) -> list[str]:
     """IPv6 off on a gateway port, before it is up: the table filters IPv4 only, so a
     link-local address there would let a VM reach the host's services listening on ::."""
     try:
-        with open(f"/proc/sys/net/ipv6/conf/{port}/disable_ipv6", encoding="ascii") as f:
-            if f.read().strip() == "1":
-                return []
+        changed = _sysctl(runner, f"net.ipv6.conf.{port}.disable_ipv6", "1", dry_run)
     except FileNotFoundError:
         if not os.path.isdir("/proc/sys/net/ipv6/conf"):
             return []   # no IPv6 on this host at all
         if not dry_run:
             raise
-    if not dry_run:
-        runner.run(["sysctl", "-q", "-w", f"net.ipv6.conf.{port}.disable_ipv6=1"])
-    return [f"gateway ports: IPv6 off on {port}"]
+        changed = True  # the port does not exist yet: a dry run shows what the apply will do
+    return [f"gateway ports: IPv6 off on {port}"] if changed else []
 
 
 def _secondary_addresses(host: NetHost, interface: str, state: NatState,
@@ -146,12 +154,7 @@ def _secondary_addresses(host: NetHost, interface: str, state: NatState,
 
 
 def _forwarding(runner: Runner, dry_run: bool) -> list[str]:
-    with open("/proc/sys/net/ipv4/ip_forward", encoding="ascii") as f:
-        if f.read().strip() == "1":
-            return []
-    if not dry_run:
-        runner.run(["sysctl", "-q", "-w", "net.ipv4.ip_forward=1"])
-    return ["ip_forward: 0 -> 1"]
+    return ["ip_forward: 0 -> 1"] if _sysctl(runner, "net.ipv4.ip_forward", "1", dry_run) else []
 
 
 def _table(runner: Runner) -> TableContent:
