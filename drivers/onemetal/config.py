@@ -68,11 +68,36 @@ class NatConfig:
 
 
 @value
+class StorageConfig:
+    # DATASTORE_LOCATION of oned.conf: datastore <id> lives in <datastores_dir>/<id>.
+    datastores_dir: str = "/var/lib/one/datastores"
+    # The write-gate's mount policy for every datastore: "efs", "nfs", "lab" or "none".
+    profile: str = "efs"
+    # "ID=PROFILE" exceptions, e.g. "101=none" for a datastore on a local disk.
+    datastore_profiles: tuple = ()
+    # The share every datastore must be mounted from ("server:/export"); empty: any.
+    source: str = ""
+    # efs-utils' TLS tunnel (mount -t efs -o tls): the source shows as 127.0.0.1:/ with port=.
+    tls: bool = False
+    # What the "nfs" profile requires, as "key=value" or "flag" entries.
+    nfs_options: tuple = ("hard",)
+    # Seconds a look at the share (free space, listing, sizes) may take.
+    probe_timeout: float = 10.0
+    # `onemetal mount ensure`: seconds per mount attempt, and attempts.
+    mount_timeout: float = 30.0
+    mount_retries: int = 3
+    # Image import from http(s) URLs (DS cp): the largest download, and its time limit.
+    url_max_mb: int = 65536
+    url_timeout: float = 3600.0
+
+
+@value
 class Config:
     core: CoreConfig = field(default_factory=CoreConfig)
     ssh: SshConfig = field(default_factory=SshConfig)
     net: NetConfig = field(default_factory=NetConfig)
     nat: NatConfig = field(default_factory=NatConfig)
+    storage: StorageConfig = field(default_factory=StorageConfig)
 
 
 def ssh_runner(ssh: SshConfig, host: str) -> Any:

@@ -31,6 +31,12 @@ HOST_TOOLS = {
     "sysctl": "procps",
     "sudo": "sudo",
     "rsync": "rsync",  # `onehost sync` copies the remotes with it
+    # Storage (DS actions on the frontend, TM and VMM actions on hosts).
+    "qemu-img": "qemu-utils",
+    "genisoimage": "genisoimage",  # the context ISO
+    "mount": "mount",
+    "umount": "mount",
+    "chattr": "e2fsprogs",  # an immutable bare mountpoint: a lost mount can never be written
 }
 
 # What the lab and the demo start or call to build hosts on one machine (root only).
@@ -44,7 +50,6 @@ LAB_TOOLS = {
     "visudo": "sudo",
     "nsenter": "util-linux",
     "unshare": "util-linux",
-    "mount": "mount",
     "ping": "iputils-ping",
     "strace": "strace",  # the commands an action runs (onemetal.lab.exec_trace)
 }

@@ -21,21 +21,21 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass, field
-
 from onemetal.errors import InputError
+from onemetal.record import field, value
 
 MOUNTINFO = "/proc/self/mountinfo"
 _ESCAPE = re.compile(r"\\([0-7]{3})")
 
 
-@dataclass(frozen=True)
+@value
 class Mount:
     mount_id: int
     mount_point: str
     fstype: str
     source: str
-    options: dict[str, str] = field(hash=False)  # per-mount and super-block options; flags map to ""
+    # Per-mount and super-block options together; a flag maps to "".
+    options: dict[str, str] = field(default_factory=dict, compare=False)
 
 
 def unescape(text: str) -> str:

@@ -19,9 +19,8 @@ client) and "none" (a local datastore: no mount required).
 from __future__ import annotations
 
 import fnmatch
-from dataclasses import dataclass, replace
-
 from onemetal.errors import ConfigError, OneMetalError
+from onemetal.record import replace, value
 from onemetal.storage.mounts import Mount, covering, read
 
 # What AWS documents for EFS (mount with NFS 4.1 and these options), as mountinfo lists them.
@@ -30,7 +29,7 @@ EFS_OPTIONS = (("vers", "4.1"), ("rsize", "1048576"), ("wsize", "1048576"), ("ha
 NFS_PORT = "2049"
 
 
-@dataclass(frozen=True)
+@value
 class Policy:
     name: str
     fstypes: tuple[str, ...]                   # fnmatch patterns; empty: no mount needed
