@@ -21,6 +21,7 @@ ENTRIES = {
     "mesh-peers": "onemetal.net.mesh:entry",
     "mesh-health": "onemetal.net.health:entry",
     "nat-apply": "onemetal.nat.apply:entry",
+    "storage-doctor": "onemetal.storage.doctor:entry",
     "vnm-pre": "onemetal.net.vnm:pre",
     "vnm-post": "onemetal.net.vnm:post",
     "vnm-clean": "onemetal.net.vnm:clean",

@@ -134,6 +134,30 @@ def plan(hosts_file: str | None, host_args: tuple[str, ...], parallel: int) -> N
     _mesh(hosts_file, host_args, parallel, dry_run=True)
 
 
+@main.group()
+def doctor() -> None:
+    """Check this machine (or a host) and say what to fix."""
+
+
+@doctor.command("storage")
+@click.option("--host", default=None, help="Run the checks on this host, over SSH as oneadmin.")
+@click.option("-j", "--json", "as_json", is_flag=True, help="Print the checks as JSON.")
+def doctor_storage(host: str | None, as_json: bool) -> None:
+    """Each datastore directory: mounted as its policy wants, space, bare mount point, NFS server."""
+    from onemetal import config, doctor_report
+    from onemetal.storage import doctor as storage_doctor
+
+    try:
+        cfg = config.load()
+        checks = (doctor_report.from_host(config.ssh_runner(cfg.ssh, host), "storage-doctor")
+                  if host else storage_doctor.run(cfg.storage))
+    except (OneMetalError, OSError) as exc:
+        _fail(exc)
+    click.echo(doctor_report.dumps(checks) if as_json else doctor_report.text(checks))
+    if doctor_report.failed(checks):
+        sys.exit(1)
+
+
 @main.command()
 @click.option("--hosts", default=3, show_default=True, type=click.IntRange(2, 20))
 @click.option("--underlay-mtu", default=1500, show_default=True, type=click.IntRange(1280, 9216))
