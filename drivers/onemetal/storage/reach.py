@@ -50,5 +50,6 @@ def _connect(host: str, port: int, timeout: float) -> str:
 
 def connect(host: str, port: int, timeout: float) -> str:
     """The peer address once a TCP connection is made, else probe.ProbeTimeout/ProbeFailed."""
-    return probe.in_child(lambda: _connect(host, port, timeout), timeout + 0.5,  # type: ignore[no-any-return]
+    # One deadline, the parent's, for lookup and connect: the socket's own timeout is only a backstop.
+    return probe.in_child(lambda: _connect(host, port, timeout + 1.0), timeout,  # type: ignore[no-any-return]
                           f"{host}:{port}")
