@@ -12,16 +12,14 @@ and runs the command on another host, the way oned reaches its hosts.
 from __future__ import annotations
 
 import os
-import shlex
-import signal
-import subprocess
 import time
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    import subprocess
     from typing import Mapping, Sequence
 
-from onemetal import lazylog
+from onemetal import child, lazylog
 from onemetal.deps import package_of_tool
 from onemetal.errors import MissingDependency, OneMetalError
 from onemetal.record import value
@@ -40,6 +38,12 @@ _REAP_TIMEOUT = 5.0
 
 # As oneadmin, root's commands go through sudo without ever prompting for a password.
 SUDO = ("sudo", "-n")
+
+
+def _join(argv: Sequence[str]) -> str:
+    import shlex  # only for messages: it imports re
+
+    return shlex.join(argv)
 
 
 def missing_tool(tool: str) -> MissingDependency:
@@ -72,7 +76,7 @@ class CommandError(OneMetalError):
         reason = detail[-1] if detail else "no output on stderr"
         place = f" on {where}" if where else ""
         super().__init__(
-            f"{shlex.join(result.argv)}{place} failed with exit code "
+            f"{_join(result.argv)}{place} failed with exit code "
             f"{result.returncode}: {reason}")
 
 
@@ -80,7 +84,7 @@ class CommandTimeout(CommandError):
     def __init__(self, result: Result, timeout: float, where: str = "") -> None:
         self.timeout = timeout
         OneMetalError.__init__(
-            self, f"{shlex.join(result.argv)}{' on ' + where if where else ''} "
+            self, f"{_join(result.argv)}{' on ' + where if where else ''} "
                   f"did not finish within {timeout:g} s and was killed")
         self.result = result
 
@@ -90,13 +94,6 @@ class CommandRunner:
 
     def run(self, argv: Sequence[str], *, input: str | None = None,
             timeout: float | None = None, check: bool = True) -> Result: ...
-
-
-def _kill_group(proc: subprocess.Popen[str]) -> None:
-    try:
-        os.killpg(proc.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
 
 
 def _check_sudo(result: Result, argv: list[str]) -> None:
@@ -110,13 +107,17 @@ def _check_sudo(result: Result, argv: list[str]) -> None:
 
         user = pwd.getpwuid(os.geteuid()).pw_name
         raise SudoRefused(
-            f"sudo refused `{shlex.join(argv)}` to {user}: this host's sudoers do not allow it "
+            f"sudo refused `{_join(argv)}` to {user}: this host's sudoers do not allow it "
             f"without a password; install OpenNebula's node sudoers and onemetal's fragment "
             f"as /etc/sudoers.d/onemetal (see docs/design.md)")
 
 
+def _text(data: bytes) -> str:
+    return data.decode("utf-8", "replace")
+
+
 def _bench_stop(argv: list[str]) -> None:
-    os.write(2, f"bench: stopped before {shlex.join(argv)}\n".encode())
+    os.write(2, f"bench: stopped before {' '.join(argv)}\n".encode())
     os._exit(BENCH_STOP_CODE)  # no cleanup to time: the entry ends where its first command would start
 
 
@@ -150,33 +151,20 @@ class Runner:
         if os.environ.get(BENCH_STOP) == "1":
             _bench_stop(full)
         start = time.monotonic()
+        data = None if input is None else input.encode()
         try:
-            proc = subprocess.Popen(
-                full, stdin=subprocess.PIPE if input is not None else subprocess.DEVNULL,
-                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                errors="replace", env=self._environ(), start_new_session=True)
+            code, out, err = child.run(full, data, self._environ(), limit, _REAP_TIMEOUT)
         except FileNotFoundError as exc:
             raise missing_tool(os.path.basename(str(exc.filename or full[0]))) from None
-        try:
-            out, err = proc.communicate(input, timeout=limit)
-        except subprocess.TimeoutExpired:
-            _kill_group(proc)
-            try:
-                out, err = proc.communicate(timeout=_REAP_TIMEOUT)
-            except subprocess.TimeoutExpired:
-                # A daemon that left the group still holds our pipes; stop reading.
-                out, err = "", ""
-            result = Result(tuple(full), -9, out or "", err or "", time.monotonic() - start)
+        except child.Deadline as late:
+            result = Result(tuple(full), -9, _text(late.out), _text(late.err),
+                            time.monotonic() - start)
             raise CommandTimeout(result, limit, self.where) from None
-        except BaseException:
-            _kill_group(proc)
-            proc.wait(_REAP_TIMEOUT)
-            raise
-        result = Result(tuple(full), proc.returncode, out, err, time.monotonic() - start)
-        log.debug("ran %s -> %d in %.3fs", full, proc.returncode, result.seconds)
-        if proc.returncode != 0 and self.prefix[:len(SUDO)] == SUDO:
+        result = Result(tuple(full), code, _text(out), _text(err), time.monotonic() - start)
+        log.debug("ran %s -> %d in %.3fs", full, code, result.seconds)
+        if code != 0 and self.prefix[:len(SUDO)] == SUDO:
             _check_sudo(result, list(argv))  # sudo's own refusal is never the command's answer
-        if check and proc.returncode != 0:
+        if check and code != 0:
             raise CommandError(result, self.where)
         return result
 
@@ -184,6 +172,8 @@ class Runner:
         """Start a long-running daemon in its own session, output to `log_path`.
 
         The caller owns the returned process and must end it."""
+        import subprocess  # the frontend's and the lab's daemons only, not a host action's
+
         with open(log_path, "ab") as out:
             return subprocess.Popen(self.argv(argv), stdin=subprocess.DEVNULL, stdout=out,
                                     stderr=subprocess.STDOUT, env=self._environ(),
@@ -240,7 +230,7 @@ class SshRunner:
         if isinstance(argv, str):
             raise TypeError("argv must be a list of words, not a shell string")
         # ssh joins its words with spaces for the remote shell: quote each one.
-        return [*self.ssh_options(), "--", self.target.host, shlex.join(argv)]
+        return [*self.ssh_options(), "--", self.target.host, _join(argv)]
 
     def run(self, argv: Sequence[str], *, input: str | None = None,
             timeout: float | None = None, check: bool = True) -> Result:
