@@ -80,7 +80,7 @@ def _vnet_payload() -> str:
                        "<VLAN_ID_AUTOMATIC>0</VLAN_ID_AUTOMATIC><TEMPLATE/></VNET>") + "\n"
 
 
-def cases(tree: str = REPO) -> dict[str, tuple[list[str], str]]:
+def cases(tree: str = REPO) -> dict[str, tuple[list[str], str | None]]:
     """Entry (or "probe") -> (argv after the interpreter, stdin), for the remotes of `tree`."""
     vm = _vm_payload()
     pool = samples.b64(samples.host_pool_xml([(0, "one-0", "10.0.0.41"), (1, "one-1", "10.0.0.42"),
@@ -91,14 +91,16 @@ def cases(tree: str = REPO) -> dict[str, tuple[list[str], str]]:
     stdin = {"describe-vm": samples.b64(samples.big_vm_xml(50_000)) + "\n",
              "mesh-peers": pool, "mesh-health": "", "nat-apply": _nat_state(), "probe": ""}
     args = {"mesh-peers": ["one-1"], "nat-apply": ["--dry-run"]}
-    out: dict[str, tuple[list[str], str]] = {}
+    out: dict[str, tuple[list[str], str | None]] = {}
     for entry in hostcall.ENTRIES:
         if entry.startswith("vnm-"):
             action = entry.removeprefix("vnm-")
             payload = _vnet_payload() if action.startswith("vnet_") else vm
             out[entry] = ([os.path.join(tree, *VNM, action), *vnm_args[action]], payload)
         else:
-            out[entry] = ([os.path.join(tree, *CALL), entry, *args.get(entry, [])], stdin[entry])
+            # None: no sample input here yet; main names it as not measured
+            out[entry] = ([os.path.join(tree, *CALL), entry, *args.get(entry, [])],
+                          stdin.get(entry))
     out["probe"] = ([os.path.join(tree, *PROBE)], "")
     return out
 
@@ -128,7 +130,8 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--only", nargs="*", help="entries to measure (default: all)")
     parser.add_argument("--tree", default=REPO, help="the checkout whose remotes to run")
     opts = parser.parse_args(argv)
-    todo = {k: v for k, v in cases(opts.tree).items() if not opts.only or k in opts.only}
+    chosen = {k: v for k, v in cases(opts.tree).items() if not opts.only or k in opts.only}
+    todo = {k: (args, stdin) for k, (args, stdin) in chosen.items() if stdin is not None}
     with tempfile.TemporaryDirectory(prefix="onemetal-bench-") as tmp:
         conf = os.path.join(tmp, "onemetal.conf")
         with open(conf, "w", encoding="utf-8") as f:
@@ -159,6 +162,9 @@ def main(argv: list[str]) -> int:
         print(f"{name:18} {ms:7.1f} {ms / bare:5.2f}x  {'met ' if ms / bare <= GOAL else 'MISS'}  "
               f"{ends[name]}")
     print(f"worst ratio: {worst:.2f}x")
+    if len(todo) < len(chosen):
+        print(f"not measured (no sample input in bench/cold_start.py yet): "
+              f"{', '.join(k for k in chosen if k not in todo)}")
     return 0
 
 
