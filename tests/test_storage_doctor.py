@@ -176,3 +176,10 @@ def test_a_share_that_never_answers_shows_as_not_answering_within_the_deadline(t
         "FAIL", f"{tmp_path}/ds/100: did not answer within 0.5 s (is the NFS server reachable?)")
     print(f"hung share: doctor answered in {elapsed:.2f} s with probe_timeout 0.5 s")
     assert json.loads(out.stdout)
+
+
+def test_the_docstring_examples_hold():
+    import doctest
+
+    for module in (doctor_report, reach):
+        assert doctest.testmod(module).failed == 0, module.__name__
