@@ -29,6 +29,16 @@ ENTRIES = {
     "vnm-update_nic": "onemetal.net.vnm:update_nic",
     "vnm-vnet_create": "onemetal.net.vnet:create",
     "vnm-vnet_delete": "onemetal.net.vnet:delete",
+    "ds-cp": "onemetal.storage.ds:cp",
+    "ds-mkfs": "onemetal.storage.ds:mkfs",
+    "ds-clone": "onemetal.storage.ds:clone",
+    "ds-stat": "onemetal.storage.ds:stat",
+    "ds-monitor": "onemetal.storage.ds:monitor",
+    "ds-export": "onemetal.storage.ds:export",
+    "ds-rm": "onemetal.storage.ds_snap:rm",
+    "ds-snap_delete": "onemetal.storage.ds_snap:snap_delete",
+    "ds-snap_revert": "onemetal.storage.ds_snap:snap_revert",
+    "ds-snap_flatten": "onemetal.storage.ds_snap:snap_flatten",
 }
 
 
@@ -44,4 +54,5 @@ def main(argv: Sequence[str], stdin: TextIO | None = None) -> int:
     def body() -> str | None:
         return getattr(importlib.import_module(module), function)(args, source)
 
-    return run_action(name.removeprefix("vnm-"), body)  # oned's VM log names the VNM action
+    # oned's logs name the driver's action: "pre", "cp", not the entry
+    return run_action(name.removeprefix("vnm-").removeprefix("ds-"), body)

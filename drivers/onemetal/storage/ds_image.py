@@ -1,0 +1,65 @@
+"""qemu-img work of the datastore driver: what an image file is, creating and converting one.
+
+qemu-img runs through onemetal.run with a deadline. An image from a user may be a
+qcow2 whose header names a backing file anywhere on this machine; such an image
+is refused, or a registered image could read a file of the frontend.
+"""
+
+from __future__ import annotations
+
+import json
+
+from onemetal.errors import InputError
+from onemetal.record import value
+from onemetal.run import Runner
+
+FORMATS = ("raw", "qcow2")
+# Reading a header is quick; a create or a convert of a large image is not.
+INFO_TIMEOUT = 60.0
+WRITE_TIMEOUT = 3600.0
+MB = 1 << 20
+
+
+@value
+class ImageInfo:
+    format: str
+    virtual_mb: int
+    backing: str
+
+
+def info(path: str, field: str) -> ImageInfo:
+    """The image's format (luks reported as raw, as the stock driver does) and virtual size."""
+    result = Runner().run(["qemu-img", "info", "--output=json", path], timeout=INFO_TIMEOUT,
+                          check=False)
+    if result.returncode != 0:
+        reason = (result.stderr.strip().splitlines() or ["no output"])[-1]
+        raise InputError(f"qemu-img cannot read {path}: {reason}", field)
+    data = json.loads(result.stdout)
+    fmt = str(data.get("format", ""))
+    if not fmt:
+        raise InputError(f"unknown image format of {path}", field)
+    size = int(data.get("virtual-size", 0))
+    return ImageInfo("raw" if fmt == "luks" else fmt, -(-size // MB),
+                     str(data.get("backing-filename", "")))
+
+
+def checked_format(raw: str, field: str) -> str:
+    fmt = raw.strip().lower()
+    if fmt not in FORMATS:
+        raise InputError(f"{raw!r} is not a supported format ({', '.join(FORMATS)})", field)
+    return fmt
+
+
+def create(path: str, fmt: str, size_mb: int) -> None:
+    Runner().run(["qemu-img", "create", "-q", "-f", fmt, path, f"{size_mb}M"],
+                 timeout=WRITE_TIMEOUT)
+
+
+def convert(src: str, dst: str, fmt: str) -> None:
+    Runner().run(["qemu-img", "convert", "-O", fmt, src, dst], timeout=WRITE_TIMEOUT)
+
+
+def create_overlay(backing: str, path: str) -> None:
+    """A qcow2 over `backing`, as the stock snap_revert makes the new active snapshot."""
+    Runner().run(["qemu-img", "create", "-q", "-f", "qcow2", "-o", "backing_fmt=qcow2",
+                  "-b", backing, path], timeout=INFO_TIMEOUT)
