@@ -52,14 +52,23 @@ LAB_TOOLS = {
     "unshare": "util-linux",
     "ping": "iputils-ping",
     "strace": "strace",  # the commands an action runs (onemetal.lab.exec_trace)
+    # The lab's NFS (onemetal.lab.nfs): a real NFSv4 server, and a FUSE client of it (no kernel NFS).
+    "ganesha.nfsd": "nfs-ganesha",
+    "nfs-ls": "libnfs-utils",
+    "mount.fuse3": "fuse3",  # mount's helper for `mount -t fuse.nfs4`
 }
+
+# Libraries and Python modules of the lab's NFS only (never on a host): the FSAL that exports a
+# directory, libnfs through ctypes, and the FUSE binding of the client (onemetal.lab.nfs_fuse).
+LAB_LIBRARIES = {"libfsalvfs.so": "nfs-ganesha-vfs", "libnfs.so.13": "libnfs13"}
+LAB_MODULES = {"fuse": "python3-fuse"}
 
 # What building the frontend's virtualenv needs (libvirt-python compiles against libvirt).
 BUILD_PACKAGES = ("python3-venv", "python3-dev", "libvirt-dev", "pkg-config", "gcc")
 
 GROUPS = {
     "host": (*HOST_MODULES.values(), *HOST_TOOLS.values()),
-    "lab": tuple(LAB_TOOLS.values()),
+    "lab": (*LAB_TOOLS.values(), *LAB_LIBRARIES.values(), *LAB_MODULES.values()),
     "build": BUILD_PACKAGES,
 }
 

@@ -1,0 +1,115 @@
+"""The lab's NFS: nfs-ganesha in one host, the FUSE NFSv4 client mounted in another, used as oneadmin."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from typing import Iterator
+
+import pytest
+
+from conftest import installed_lab
+from onemetal.lab import Lab, nfs
+from onemetal.lab.host import ONEADMIN_ID
+from onemetal.lab.registry import alive
+from onemetal.storage import policy
+from onemetal.storage.mounts import covering, parse
+
+DS = "/var/lib/one/datastores"
+
+
+def _mount(lab: Lab, server: nfs.NfsServer, host: str) -> None:
+    h = lab.host(host)
+    nfs.install_client(h)
+    h.run(["mkdir", "-p", DS])
+    h.run(["mount", "-t", "fuse.nfs4", server.source, DS])
+
+
+@pytest.fixture(scope="module")
+def share() -> Iterator[tuple[Lab, nfs.NfsServer]]:
+    with installed_lab(2) as lab:
+        server = nfs.start_server(lab.host("one-0"), lab.record,  # type: ignore[arg-type]
+                                  owner=ONEADMIN_ID)
+        print(f"\nganesha answered in {server.started_in:.2f} s")
+        _mount(lab, server, "one-1")
+        yield lab, server
+        assert nfs.stop_clients(lab.host("one-1")) == []
+        server.stop()
+
+
+def _oneadmin(lab: Lab, *argv: str) -> str:
+    return lab.ssh("one-1").run(list(argv)).stdout
+
+
+def test_ganesha_starts_and_stops_leaving_no_process() -> None:
+    with Lab(hosts=1) as lab:
+        server = nfs.start_server(lab.hosts[0], lab.record)  # type: ignore[arg-type]
+        assert alive(server.pid)
+        with open(f"/proc/{server.pid}/cmdline", "rb") as f:
+            assert f.read().split(b"\0")[0] == nfs.GANESHA.encode()
+        server.stop()
+        assert not alive(server.pid)
+        left = subprocess.run(["pgrep", "-f", os.path.join(lab.hosts[0].workdir, "nfs")],
+                              capture_output=True, text=True).stdout.split()
+        assert [p for p in left if alive(int(p))] == []
+
+
+def test_oneadmin_writes_through_the_mount_and_owns_the_file_on_the_server(share) -> None:
+    lab, server = share
+    lab.ssh("one-1").run(["sh", "-c", f"mkdir -p {DS}/1 && printf hello > {DS}/1/a.txt"])
+    assert _oneadmin(lab, "cat", f"{DS}/1/a.txt") == "hello"
+    on_server = os.path.join(server.export_dir, "1", "a.txt")
+    with open(on_server, encoding="ascii") as f:
+        assert f.read() == "hello"
+    st = os.stat(on_server)
+    assert (st.st_uid, st.st_gid) == (ONEADMIN_ID, ONEADMIN_ID)
+    assert oct(st.st_mode & 0o777) == oct(0o644)  # the creator's umask 022, as on a kernel mount
+
+
+def test_qemu_img_backing_chain_reads_back_on_mount_and_server(share) -> None:
+    lab, server = share
+    base, top = f"{DS}/1/base.qcow2", f"{DS}/1/top.qcow2"
+    _oneadmin(lab, "qemu-img", "create", "-q", "-f", "qcow2", base, "64M")
+    _oneadmin(lab, "qemu-io", "-c", "write -P 0x5a 1M 2M", base)
+    _oneadmin(lab, "qemu-img", "create", "-q", "-f", "qcow2", "-F", "qcow2", "-b", base, top)
+    chain = json.loads(_oneadmin(lab, "qemu-img", "info", "--output=json", "--backing-chain", top))
+    assert [c["filename"] for c in chain] == [top, base]
+    assert chain[0]["virtual-size"] == 64 << 20
+    # The same files on the export: a copy made through the mount, checked by the server's disk.
+    local = subprocess.run(["qemu-img", "info", "--output=json", "-U",
+                            os.path.join(server.export_dir, "1", "top.qcow2")],
+                           capture_output=True, text=True, check=True).stdout
+    assert json.loads(local)["backing-filename"] == base
+    # Data written through the mount reads back through the overlay.
+    out = _oneadmin(lab, "qemu-io", "-r", "-c", "read -P 0x5a 1M 2M", top)
+    assert "read 2097152/2097152 bytes" in out
+
+
+def test_file_operations_the_drivers_use(share) -> None:
+    lab, server = share
+    script = (f"cd {DS}/1 && mkdir d && ln -s base.qcow2 d/disk.0 && readlink d/disk.0 && "
+              f"mv a.txt b.txt && truncate -s 10M b.txt && stat -c %s b.txt && chmod 600 b.txt && "
+              f"stat -c %a b.txt && touch -d @1000000000 b.txt && stat -c %Y b.txt && "
+              f"dd if=/dev/zero of=b.txt bs=4k count=1 seek=5 conv=notrunc,fsync status=none && "
+              f"stat -c %s b.txt && ls d && rm d/disk.0 && rmdir d && rm b.txt && ls")
+    out = _oneadmin(lab, "sh", "-c", script).split()
+    assert out == ["base.qcow2", "10485760", "600", "1000000000", "10485760", "disk.0",
+                   "base.qcow2", "top.qcow2"]
+    assert sorted(os.listdir(os.path.join(server.export_dir, "1"))) == ["base.qcow2", "top.qcow2"]
+    df = _oneadmin(lab, "df", "-B1", "--output=source,size", DS).split()
+    assert df[2] == server.source and int(df[3]) > 0
+
+
+def test_mountinfo_shows_the_share_lab_policy_accepts_efs_refuses(share) -> None:
+    lab, server = share
+    with open(f"/proc/{lab.host('one-1').anchor_pid}/mountinfo", encoding="utf-8") as f:
+        mount = covering(parse(f.read()), f"{DS}/1/top.qcow2")
+    assert mount is not None
+    assert (mount.mount_point, mount.fstype, mount.source) == (DS, "fuse.nfs4", server.source)
+    path = f"{DS}/1"
+    assert policy.problems(mount, path, policy.profile("lab", source=server.source)) == []
+    assert policy.problems(mount, path, policy.profile("lab", source="other:/x")) == [
+        f"source {server.source}, want other:/x"]
+    assert policy.problems(mount, path, policy.profile("efs")) == [
+        f"{path} is on {DS} (fuse.nfs4 from {server.source}), not an NFS share (want nfs4)"]
