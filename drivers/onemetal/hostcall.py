@@ -20,6 +20,7 @@ ENTRIES = {
     "describe-vm": "onemetal.opennebula.describe:entry",
     "mesh-peers": "onemetal.net.mesh:entry",
     "mesh-health": "onemetal.net.health:entry",
+    "mount-ensure": "onemetal.storage.mount_ensure:entry",
     "nat-apply": "onemetal.nat.apply:entry",
     "storage-doctor": "onemetal.storage.doctor:entry",
     "vnm-pre": "onemetal.net.vnm:pre",

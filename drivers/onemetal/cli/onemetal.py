@@ -135,6 +135,41 @@ def plan(hosts_file: str | None, host_args: tuple[str, ...], parallel: int) -> N
 
 
 @main.group()
+def mount() -> None:
+    """Datastore shares: mount them as their [storage] profile wants."""
+
+
+@mount.command("ensure")
+@click.argument("datastore")
+@click.option("--source", default=None, metavar="SERVER:/PATH",
+              help="The share (default: [storage] source).")
+@click.option("--immutable", is_flag=True,
+              help="Make the bare mount point immutable (chattr +i) before mounting.")
+@click.option("--host", default=None, help="Do it on this host, over SSH as oneadmin.")
+def mount_ensure(datastore: str, source: str | None, immutable: bool, host: str | None) -> None:
+    """Mount the share on DATASTORE (a datastore directory or id); nothing to do if it is there."""
+    from onemetal import config
+
+    args = [datastore, *(["--source", source] if source else []),
+            *(["--immutable"] if immutable else [])]
+    try:
+        if host:
+            cfg = config.load()
+            result = config.ssh_runner(cfg.ssh, host).run_entry("mount-ensure", args, check=False)
+            if result.returncode:
+                lines = result.stderr.strip().splitlines() or [f"exit {result.returncode}"]
+                click.echo(f"onemetal: {host}: {lines[0]}", err=True)
+                sys.exit(1)
+            click.echo(result.stdout.rstrip())
+            return
+        from onemetal.storage import mount_ensure as ensure
+
+        click.echo(ensure.entry(args, sys.stdin))
+    except (OneMetalError, OSError) as exc:
+        _fail(exc)
+
+
+@main.group()
 def doctor() -> None:
     """Check this machine (or a host) and say what to fix."""
 
