@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import json
 import os
+import signal
+import time
 
 import pytest
-from conftest import installed_lab
+from conftest import REPO, installed_lab
 
+from onemetal.lab.hung_fuse import hold_script
 from onemetal.lab.lab import HOST_CONF
 from onemetal.lab.samples import b64
 
@@ -176,3 +179,26 @@ def test_the_write_gate_refuses_every_writing_action_without_a_mount(lab, profil
         assert files(lab, empty) == [] and tree(lab, full) == before
     finally:
         lab.host(HOST).write_conf(conf("none"))
+
+
+def test_a_share_that_never_answers_gives_an_error_within_the_probe_deadline(lab):
+    """A FUSE mount nobody serves (statfs and mkdir wait, as on a hard NFS mount whose server is
+    gone), accepted by the "lab" profile: monitor and mkfs end with an error instead of hanging."""
+    host, hung = lab.host(HOST), f"{DS_DIR}/300"
+    os.makedirs(host.path(hung))
+    holder = int(host.run(["python3", "-c", hold_script(os.path.join(REPO, "drivers"), hung,
+                                                        "hung:/export", 60)]).stdout)
+    host.write_conf(conf("lab").replace("probe_timeout = 5.0", "probe_timeout = 1.0"))
+    try:
+        for action, image in [("monitor", ""), ("mkfs", "<FORMAT>raw</FORMAT><SIZE>4</SIZE>")]:
+            start = time.monotonic()
+            result = lab.ssh(HOST).run([f"/var/tmp/one/datastore/onemetal/{action}", "7"],
+                                       input=b64(doc(image, base=hung)), check=False, timeout=30)
+            print(f"{action} on a hung share: exit {result.returncode} after "
+                  f"{time.monotonic() - start:.2f} s (probe_timeout 1 s)")
+            assert result.returncode == 1
+            assert f"ERROR: {action}: {hung}: did not answer within 1 s" in result.stderr
+    finally:
+        host.write_conf(conf("none"))
+        os.kill(holder, signal.SIGKILL)
+        host.run(["umount", "-l", hung], check=False)

@@ -54,11 +54,24 @@ def _size_mb(req: Request, field: str = "IMAGE/SIZE") -> int:
 
 
 def _free_mb(base: str, cfg: StorageConfig) -> int:
-    """Free MB where `base` is or will be (its parent before the first image), within the deadline."""
-    try:
-        return probe.space(base, cfg.probe_timeout)["free"] // MB
-    except probe.ProbeFailed:
-        return probe.space(os.path.dirname(base), cfg.probe_timeout)["free"] // MB
+    """Free MB where `base` is or will be (its nearest existing parent before the first image),
+    each look within the deadline."""
+    path = base
+    while True:
+        try:
+            return probe.space(path, cfg.probe_timeout)["free"] // MB
+        except probe.ProbeFailed:
+            if path == "/":
+                raise
+            path = os.path.dirname(path)
+
+
+def _room_for(base: str, size_mb: int, field: str, cfg: StorageConfig) -> None:
+    """Refuse what cannot fit; the probe also fails fast on a share that does not answer, before
+    this process touches it."""
+    free = _free_mb(base, cfg)
+    if size_mb > free:
+        raise InputError(f"{size_mb} MB is more than the {free} MB free in {base}", field)
 
 
 def _remove(path: str) -> None:
@@ -102,6 +115,8 @@ def cp(args: list[str], stdin: TextIO) -> str:
     src = ds_fetch.checked_url(req) if ds_fetch.is_url(raw) else ds_fetch.local_path(req, cfg)
     dst = new_source(base, req.id)
     datastores.gate(dst, cfg)
+    local_mb = 0 if ds_fetch.is_url(src) else -(-os.path.getsize(src) // MB)
+    _room_for(base, local_mb, ds_fetch.FIELD, cfg)
     dst = _unused(base, req.id)
     os.makedirs(base, exist_ok=True)
     try:
@@ -129,9 +144,7 @@ def mkfs(args: list[str], stdin: TextIO) -> str:
         raise InputError("making a file system in the image is not supported: leave FS empty",
                          "IMAGE/FS")
     datastores.gate(dst, cfg)
-    free = _free_mb(base, cfg)
-    if size > free:
-        raise InputError(f"{size} MB is more than the {free} MB free in {base}", "IMAGE/SIZE")
+    _room_for(base, size, "IMAGE/SIZE", cfg)
     dst = _unused(base, req.id)
     os.makedirs(base, exist_ok=True)
     try:
@@ -151,6 +164,7 @@ def clone(args: list[str], stdin: TextIO) -> str:
     driver = req.text("DATASTORE/TEMPLATE/DRIVER").lower()
     dst = new_source(base, req.id)
     datastores.gate(dst, cfg)
+    _room_for(base, -(-os.path.getsize(src) // MB), "IMAGE/PATH", cfg)
     dst = _unused(base, req.id)
     os.makedirs(base, exist_ok=True)
     try:
