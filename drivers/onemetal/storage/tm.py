@@ -88,6 +88,29 @@ def resize(args: Sequence[str], stdin: TextIO) -> None:
     on_host(cfg, dst.host, "tm-host-resize", [dst.path, str(size), str(vm_id)])
 
 
+def _snap(entry: str, args: Sequence[str]) -> None:
+    """snap_create, snap_delete, snap_revert DST SNAP_ID VMID DSID."""
+    a.expect(list(args), ("DST", "SNAP_ID", "VMID", "DSID"), entry)
+    cfg = config.load()
+    vm_id, snap_id, _ = a.number(args[2], "VMID"), a.number(args[1], "SNAP_ID"), \
+        a.number(args[3], "DSID")
+    dst = a.disk_file(args[0], cfg.storage, "DST", vm_id)
+    on_host(cfg, dst.host, "tm-host-" + entry.removeprefix("tm-"),
+            [dst.path, str(snap_id), str(vm_id)])
+
+
+def snap_create(args: Sequence[str], stdin: TextIO) -> None:
+    _snap("tm-snap_create", args)
+
+
+def snap_delete(args: Sequence[str], stdin: TextIO) -> None:
+    _snap("tm-snap_delete", args)
+
+
+def snap_revert(args: Sequence[str], stdin: TextIO) -> None:
+    _snap("tm-snap_revert", args)
+
+
 def mv(args: Sequence[str], stdin: TextIO) -> None:
     """mv SRC DST VMID DSID: as shared's, a disk or a directory the host already sees stays."""
     a.expect(list(args), ("SRC", "DST", "VMID", "DSID"), "tm-mv")
