@@ -113,6 +113,14 @@ def http_server(tmp_path):
         def log_message(self, *args):
             pass
 
+        def do_GET(self):
+            if self.path != "/stream":
+                return super().do_GET()
+            self.send_response(200)  # no Content-Length: the limit is counted while reading
+            self.end_headers()
+            for _ in range(3):
+                self.wfile.write(b"s" * (1 << 20))
+
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
@@ -127,7 +135,8 @@ def test_download_is_bounded_and_leaves_no_partial_file(http_server, tmp_path):
     ds_fetch.download(f"{http_server}/small", str(dst), cfg)
     assert dst.read_bytes() == b"q" * 1000
     assert ds_fetch.remote_size_mb(f"{http_server}/big", cfg) == 3
-    for name, reason in [("big", "url_max_mb = 1 MB"), ("missing", "404")]:
+    for name, reason in [("big", "url_max_mb = 1 MB"), ("stream", "url_max_mb = 1 MB"),
+                         ("missing", "404")]:
         with pytest.raises(ds_fetch.DownloadFailed, match=reason) as err:
             ds_fetch.download(f"{http_server}/{name}", str(tmp_path / "part"), cfg)
         assert err.value.field == "IMAGE/PATH"

@@ -124,6 +124,7 @@ def cp(args: list[str], stdin: TextIO) -> str:
             ds_fetch.download(src, dst, cfg)
         else:
             _copy(src, dst)
+        ds_fetch.verify(req, dst)
         fmt = _settle(req, dst)
     except BaseException:
         _remove(dst)
@@ -212,14 +213,6 @@ def monitor(args: list[str], stdin: TextIO) -> str:
     return f"USED_MB={found['used']}\nFREE_MB={found['free']}\nTOTAL_MB={found['total']}"
 
 
-def _md5(path: str) -> str:
-    digest = hashlib.md5(usedforsecurity=False)
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(MB), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def export(args: list[str], stdin: TextIO) -> str:
     req, cfg = decode(args, stdin), datastores.settings()
     src = req.source(cfg)
@@ -228,5 +221,5 @@ def export(args: list[str], stdin: TextIO) -> str:
         raise InputError(f"{src} does not exist", "IMAGE/SOURCE")
     fmt = ds_image.info(src, "IMAGE/SOURCE").format
     return (f"<IMPORT_INFO><IMPORT_SOURCE><![CDATA[{src}]]></IMPORT_SOURCE>"
-            f"<MD5><![CDATA[{_md5(src)}]]></MD5><SIZE><![CDATA[{size}]]></SIZE>"
+            f"<MD5><![CDATA[{ds_fetch.digest(src)}]]></MD5><SIZE><![CDATA[{size}]]></SIZE>"
             f"<FORMAT><![CDATA[{fmt}]]></FORMAT><DISPOSE>NO</DISPOSE></IMPORT_INFO>")

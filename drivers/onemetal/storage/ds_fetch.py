@@ -11,6 +11,7 @@ partial file is removed on any failure.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import time
 
@@ -138,3 +139,20 @@ def remote_size_mb(url: str, cfg: StorageConfig) -> int:
     if not length.isdigit():
         raise DownloadFailed(f"{url} announces no size", FIELD)
     return -(-int(length) // (1 << 20))
+
+
+def digest(path: str, algorithm: str = "md5") -> str:
+    found = hashlib.new(algorithm, usedforsecurity=False)
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(_CHUNK), b""):
+            found.update(chunk)
+    return found.hexdigest()
+
+
+def verify(req: Request, path: str) -> None:
+    """IMAGE/TEMPLATE/MD5 and SHA1, when given, match the imported file (downloader.sh's check)."""
+    for algorithm in ("md5", "sha1"):
+        field = f"IMAGE/TEMPLATE/{algorithm.upper()}"
+        want = req.text(field).lower()
+        if want and digest(path, algorithm) != want:
+            raise InputError(f"the imported image's {algorithm} is not {want}", field)
