@@ -8,6 +8,7 @@ import time
 
 import pytest
 from conftest import installed_lab
+from test_net_mesh import flow_cookies
 
 from onemetal.lab import drive
 from onemetal.lab.exec_trace import traced
@@ -86,11 +87,35 @@ def test_clean_removes_the_port_with_one_read_of_ovsdb(lab):
     xml = vnm_vm_xml(52, "one-0", [vm_nic(52)])
     [vm] = drive.deploy(lab, "one-0", 52, [vm_nic(52)])
     _, commands = traced_action(lab, "one-0", "clean", ["one-0"], xml)
-    assert tools(commands) == ["ovs-vsctl list", "ovs-vsctl del-port", "ovs-ofctl dump-flows",
-                               "ovs-ofctl add-flows", "ovs-appctl dpctl/flush-conntrack"], commands
+    # No dump-flows: the port's flows go by their cookie group, the shared ones are rewritten.
+    assert tools(commands) == ["ovs-vsctl list", "ovs-vsctl del-port", "ovs-ofctl add-flows",
+                               "ovs-appctl dpctl/flush-conntrack"], commands
     assert vm.port not in lab.host("one-0").vsctl("list-ports", "br-mesh").split()
     flows = lab.host("one-0").run(["ovs-ofctl", "dump-flows", "br-mesh"]).stdout
     assert "02:00:c0:a8:05:34" not in flows  # the port's own flows went with it
+
+
+def test_clean_without_a_dump_leaves_the_flows_a_full_diff_would(lab):
+    """VM 58 shares VM 57's VNI (the VNI's flood flows name both), VM 59 has one of its own."""
+    first = vm_nic(57)
+    drive.deploy(lab, "one-0", 57, [first])
+    alone = flow_cookies(lab, "one-0")
+    others = {58: vm_nic(58), 59: SampleNic(0, "192.168.6.59", "02:00:c0:a8:06:3b", vlan_id=501,
+                                            mtu=None)}
+    for vm_id, n in others.items():
+        drive.deploy(lab, "one-0", vm_id, [n])
+    assert len(flow_cookies(lab, "one-0")) > len(alone)
+    for vm_id, n in others.items():
+        result = drive.check(drive.vnm(lab, "one-0", "clean", ["one-0"],
+                                       vnm_vm_xml(vm_id, "one-0", [n])), "clean")
+        assert "shared ones rewritten" in result.stderr, result
+    assert flow_cookies(lab, "one-0") == alone
+    # A post diffs every flow against the bridge: it finds nothing to change after the cleans.
+    before = ovsdb_records(lab, "one-0")
+    result, commands = traced_action(lab, "one-0", "post", ["deploy-57", "one-0"],
+                                     vnm_vm_xml(57, "one-0", [first]))
+    assert (result.stdout, result.stderr) == ("", "") and ovsdb_records(lab, "one-0") == before
+    assert tools(commands) == ["ovs-vsctl list", "ovs-ofctl dump-flows"], commands
 
 
 def test_the_probe_reads_bfd_status_in_its_one_command_and_a_sync_learns_the_mtu(lab):

@@ -172,13 +172,18 @@ class Outcome:
     ports: Plan[str, PortSpec]
     flows: Plan[int, object] | None
     bridge_created: bool
+    replaced: frozenset[int] = frozenset()  # groups whose flows went whole (see _removal)
 
     def __bool__(self) -> bool:
         return bool(self.ports) or bool(self.flows) or self.bridge_created
 
     def lines(self) -> list[str]:
         out = self.ports.lines()
-        if self.flows:
+        if self.replaced:
+            ofports = ", ".join(map(str, sorted(self.replaced - {SHARED})))
+            shared = len(self.flows.add) if self.flows else 0
+            out.append(f"flows: those of ofport {ofports} removed, the {shared} shared ones rewritten")
+        elif self.flows:
             out.append(f"flows: {len(self.flows.add)} to add, {len(self.flows.remove)} to remove")
         return out
 
@@ -227,6 +232,7 @@ def converge(ovs: OvsDb, flows: FlowTable, net: NetConfig, request: Request,
     if dry_run:
         return Outcome(ports, None, created)
     leaving = _zones(state, ports.remove)
+    before = state
     if commands:
         ovs.transact(commands)
         state = _after(ovs, state, ports, bool(bridge))
@@ -234,6 +240,8 @@ def converge(ovs: OvsDb, flows: FlowTable, net: NetConfig, request: Request,
     vm_ports, tunnels, scope_groups = _flow_inputs(state, request)
     mine = [p for p in vm_ports if p.name in request.vm_scope]
     want = pipeline.shared_flows(vm_ports, tunnels, net.mac_age)
+    if not mine and _removal(request, ports, bool(bridge)):
+        return _removed(flows, before, ports, want, request.forget_macs, leaving)
     for tunnel in tunnels:
         want += pipeline.tunnel_flows(tunnel)
     for port in mine:
@@ -248,6 +256,26 @@ def converge(ovs: OvsDb, flows: FlowTable, net: NetConfig, request: Request,
     # whose device vanished has no ofport left; its number survives in its flows' cookies.
     flows.flush_zones(leaving | orphans)
     return Outcome(ports, flow_plan, created)
+
+
+def _removal(request: Request, ports: Plan[str, PortSpec], bridge_changed: bool) -> bool:
+    """An action that only takes ports away (clean): what it leaves is known without a dump."""
+    return (request.tunnels is None and not request.vm_ports and not bridge_changed
+            and bool(ports.remove) and not ports.add and not ports.change)
+
+
+def _removed(flows: FlowTable, before: BridgeState, ports: Plan[str, PortSpec],
+             shared: list[pipeline.Flow], forget_macs: frozenset[str],
+             leaving: frozenset[int]) -> Outcome:
+    """The removed ports' flows go by their group, whatever they were; the shared ones (which
+    name the VM ports of each VNI) are rewritten whole, so no `dump-flows` is needed. Flows of
+    a port whose device vanished without an ofport are left to the next pre or post to sweep."""
+    groups = frozenset({SHARED} | {i.ofport for n in ports.remove
+                                   if (i := before.interfaces.get(n)) is not None and i.ofport > 0})
+    plan = plan_flows(before.name, by_cookie(shared), frozenset(), frozenset())
+    flows.apply(plan, forget_macs, drop_groups=groups)
+    flows.flush_zones(leaving)
+    return Outcome(ports, plan, False, groups)
 
 
 def _after(ovs: OvsDb, state: BridgeState, ports: Plan[str, PortSpec],

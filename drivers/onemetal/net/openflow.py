@@ -34,6 +34,7 @@ from onemetal.run import Runner
 OWNED = 0x6F6D << 48      # "om": flows rendered from desired state
 LEARNED = 0x6F6C << 48    # "ol": MAC entries installed by learn()
 MARKER_MASK = 0xFFFF << 48
+GROUP_MASK = MARKER_MASK | 0xFFFF << 32
 SHARED = 0                # group of the flows every port and tunnel relies on
 LEARN_TABLE = 30          # where learn() puts MAC entries (see pipeline.py)
 _COOKIE = re.compile(r"^\s*cookie=(0x[0-9a-f]+)", re.M)  # the flow's own, not one inside learn()
@@ -83,9 +84,13 @@ class FlowTable:
                                f"cookie={OWNED:#x}/{MARKER_MASK:#x}"]).stdout
         return frozenset(int(c, 16) for c in _COOKIE.findall(out))
 
-    def apply(self, plan: Plan[int, Flow], forget_macs: Iterable[str] = ()) -> None:
-        """One bundle: packets see the old flows or the new ones, never a mix."""
-        lines = [f"delete cookie={c:#x}/-1" for c in sorted(plan.remove)]
+    def apply(self, plan: Plan[int, Flow], forget_macs: Iterable[str] = (),
+              drop_groups: Iterable[int] = ()) -> None:
+        """One bundle: packets see the old flows or the new ones, never a mix. Every flow of
+        `drop_groups` goes first, whatever its cookie: no dump-flows needed to know them."""
+        lines = [f"delete cookie={OWNED | g << 32:#x}/{GROUP_MASK:#x}"
+                 for g in sorted(set(drop_groups))]
+        lines += [f"delete cookie={c:#x}/-1" for c in sorted(plan.remove)]
         lines += [f"delete table={LEARN_TABLE},cookie={LEARNED:#x}/{MARKER_MASK:#x},dl_dst={mac}"
                   for mac in sorted(set(forget_macs))]
         lines += [f"add {f.text()}" for f in sorted(plan.add.values())]
