@@ -113,3 +113,16 @@ def test_mountinfo_shows_the_share_lab_policy_accepts_efs_refuses(share) -> None
         f"source {server.source}, want other:/x"]
     assert policy.problems(mount, path, policy.profile("efs")) == [
         f"{path} is on {DS} (fuse.nfs4 from {server.source}), not an NFS share (want nfs4)"]
+
+
+def test_large_writes_land_intact_on_the_server(share) -> None:
+    lab, server = share
+    # Writes of up to 1 MiB go out as many pipelined NFS WRITEs: every byte must arrive in place.
+    lab.ssh("one-1").run(["sh", "-c", "head -c 5000000 /dev/urandom > /var/tmp/blob && "
+                          f"dd if=/var/tmp/blob of={DS}/1/blob bs=1M conv=fsync status=none"])
+    here = _oneadmin(lab, "sha256sum", "/var/tmp/blob").split()[0]
+    through = _oneadmin(lab, "sha256sum", f"{DS}/1/blob").split()[0]
+    on_server = subprocess.run(["sha256sum", os.path.join(server.export_dir, "1", "blob")],
+                               capture_output=True, text=True, check=True).stdout.split()[0]
+    assert here == through == on_server
+    _oneadmin(lab, "rm", f"{DS}/1/blob", "/var/tmp/blob")
