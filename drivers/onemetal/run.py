@@ -40,8 +40,9 @@ _REAP_TIMEOUT = 5.0
 SUDO = ("sudo", "-n")
 
 
-def _join(argv: Sequence[str]) -> str:
-    import shlex  # only for messages: it imports re
+def quoted(argv: Sequence[str]) -> str:
+    """argv as a shell would read it, for messages (shlex imports re: loaded only here)."""
+    import shlex
 
     return shlex.join(argv)
 
@@ -76,7 +77,7 @@ class CommandError(OneMetalError):
         reason = detail[-1] if detail else "no output on stderr"
         place = f" on {where}" if where else ""
         super().__init__(
-            f"{_join(result.argv)}{place} failed with exit code "
+            f"{quoted(result.argv)}{place} failed with exit code "
             f"{result.returncode}: {reason}")
 
 
@@ -84,7 +85,7 @@ class CommandTimeout(CommandError):
     def __init__(self, result: Result, timeout: float, where: str = "") -> None:
         self.timeout = timeout
         OneMetalError.__init__(
-            self, f"{_join(result.argv)}{' on ' + where if where else ''} "
+            self, f"{quoted(result.argv)}{' on ' + where if where else ''} "
                   f"did not finish within {timeout:g} s and was killed")
         self.result = result
 
@@ -107,7 +108,7 @@ def _check_sudo(result: Result, argv: list[str]) -> None:
 
         user = pwd.getpwuid(os.geteuid()).pw_name
         raise SudoRefused(
-            f"sudo refused `{_join(argv)}` to {user}: this host's sudoers do not allow it "
+            f"sudo refused `{quoted(argv)}` to {user}: this host's sudoers do not allow it "
             f"without a password; install OpenNebula's node sudoers and onemetal's fragment "
             f"as /etc/sudoers.d/onemetal (see docs/design.md)")
 
@@ -230,7 +231,7 @@ class SshRunner:
         if isinstance(argv, str):
             raise TypeError("argv must be a list of words, not a shell string")
         # ssh joins its words with spaces for the remote shell: quote each one.
-        return [*self.ssh_options(), "--", self.target.host, _join(argv)]
+        return [*self.ssh_options(), "--", self.target.host, quoted(argv)]
 
     def run(self, argv: Sequence[str], *, input: str | None = None,
             timeout: float | None = None, check: bool = True) -> Result:

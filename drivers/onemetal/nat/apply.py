@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import json
 import os
-import shlex
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -39,7 +38,7 @@ from onemetal.net.host import NetHost
 from onemetal.net.ipjson import addr_show
 from onemetal.opennebula import values
 from onemetal.record import replace
-from onemetal.run import Runner
+from onemetal.run import Runner, quoted
 
 LABEL = "om"
 
@@ -195,7 +194,7 @@ def conntrack_delete(runner: Runner, words: list[str]) -> str:
     if result.returncode == 0 or (result.returncode == 1 and said[-1:] == [_NONE_DELETED]):
         return said[-1] if said else "done"
     # conntrack says why on its first line and "Try `conntrack -h'" on the last: keep both.
-    raise ConntrackFailed(f"`{shlex.join(argv)}` failed with exit code {result.returncode}: "
+    raise ConntrackFailed(f"`{quoted(argv)}` failed with exit code {result.returncode}: "
                           f"{' '.join(said) or 'no output on stderr'}", "conntrack")
 
 

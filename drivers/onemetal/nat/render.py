@@ -17,8 +17,6 @@ table ip onemetal {
 
 from __future__ import annotations
 
-from difflib import SequenceMatcher
-
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import TypeVar
@@ -137,6 +135,8 @@ def render(state: NatState, fence: Fence = Fence()) -> str:
 def _rule_lines(want: tuple[Rule, ...], have: tuple[Rule, ...]) -> list[str]:
     """Rules in want's order (a DNAT by forward before the one by address): what is missing
     or foreign, numbered from 1 as each side lists them."""
+    from difflib import SequenceMatcher  # only a table that differs pays its import (~1 ms)
+
     matcher = SequenceMatcher(a=[r.expr for r in want], b=[r.expr for r in have], autojunk=False)
     out = []
     for op, i1, i2, j1, j2 in matcher.get_opcodes():
