@@ -53,6 +53,17 @@ def test_mkimage_resize_and_a_raw_clone(lab):
     assert (info["format"], info.get("backing-filename")) == ("raw", None)   # a full copy
 
 
+def test_mkswap_makes_a_swap_area_the_kernel_tools_recognize(lab):
+    tm(lab, "mkswap", "16", f"one-1:{VM_DIR}/disk.4", "42", "0")
+    seen = subprocess.run(["blkid", "-p", "-o", "export", lab.host("one-1").path(f"{VM_DIR}/disk.4")],
+                          capture_output=True, text=True, check=True, timeout=10).stdout
+    assert {"TYPE=swap", "VERSION=1"} <= set(seen.splitlines())
+    assert os.path.getsize(lab.host("one-1").path(f"{VM_DIR}/disk.4")) == 16 << 20
+    refused = tm(lab, "mkimage", "16", "vfat", f"one-1:{VM_DIR}/disk.5", "42", "0", check=False)
+    assert refused.returncode != 0 and "DISK/FORMAT: 'vfat' is not raw, qcow2 or swap" in \
+        refused.stderr
+
+
 def test_context_iso_holds_our_context_sh_and_the_files(lab):
     tm(lab, "context", "/var/lib/one/vms/42/context.sh", f"{DS}/2/f00d:init.sh",
        f"one-1:{VM_DIR}/disk.1", "42", "0")

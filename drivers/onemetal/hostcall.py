@@ -33,6 +33,7 @@ ENTRIES = {
     "tm-clone": "onemetal.storage.tm:clone",
     "tm-ln": "onemetal.storage.tm:ln",
     "tm-mkimage": "onemetal.storage.tm:mkimage",
+    "tm-mkswap": "onemetal.storage.tm:mkswap",
     "tm-resize": "onemetal.storage.tm:resize",
     "tm-mv": "onemetal.storage.tm:mv",
     "tm-delete": "onemetal.storage.tm:delete",

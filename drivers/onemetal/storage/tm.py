@@ -74,9 +74,15 @@ def mkimage(args: Sequence[str], stdin: TextIO) -> None:
     a.expect(list(args), ("SIZE", "FORMAT", "DST", "VMID", "DSID"), "tm-mkimage")
     cfg = config.load()
     vm_id, _ = a.number(args[3], "VMID"), a.number(args[4], "DSID")
-    size = a.number(args[0], "DISK/SIZE")
+    size, fmt = a.number(args[0], "DISK/SIZE"), a.new_disk_format(args[1])
     dst = a.disk_file(args[2], cfg.storage, "DST", vm_id)
-    on_host(cfg, dst.host, "tm-host-mkimage", [str(size), args[1], dst.path, str(vm_id)])
+    on_host(cfg, dst.host, "tm-host-mkimage", [str(size), fmt, dst.path, str(vm_id)])
+
+
+def mkswap(args: Sequence[str], stdin: TextIO) -> None:
+    """mkswap SIZE DST VMID DSID: common/mkswap's `mkimage SIZE swap DST VMID DSID`."""
+    a.expect(list(args), ("SIZE", "DST", "VMID", "DSID"), "tm-mkswap")
+    mkimage([args[0], "swap", *args[1:]], stdin)
 
 
 def resize(args: Sequence[str], stdin: TextIO) -> None:

@@ -97,6 +97,13 @@ def disk_id(target: Target) -> int:
     return int(match.group(1))
 
 
+def new_disk_format(word: str) -> str:
+    """What mkimage makes: raw, qcow2, or swap (raw with a swap signature)."""
+    if word not in ("raw", "qcow2", "swap"):
+        raise InputError(f"{word!r} is not raw, qcow2 or swap", "DISK/FORMAT")
+    return word
+
+
 def expect(args: list[str], names: tuple[str, ...], action: str) -> None:
     if len(args) != len(names):
         raise InputError(f"takes {len(names)} arguments ({' '.join(names)}), got {len(args)}",

@@ -92,16 +92,22 @@ def ln(args: Sequence[str], stdin: TextIO) -> None:
 
 
 def mkimage(args: Sequence[str], stdin: TextIO) -> None:
-    """mkimage SIZE_MB FORMAT DST VMID: an empty volatile disk (raw or qcow2)."""
+    """mkimage SIZE_MB FORMAT DST VMID: an empty volatile disk (raw, qcow2, or swap: raw
+    with a swap signature, as common/mkimage runs mkswap)."""
     tm_args.expect(list(args), ("SIZE", "FORMAT", "DST", "VMID"), "tm-host-mkimage")
     cfg = config.load()
     size = tm_args.number(args[0], "DISK/SIZE")
-    fmt = args[1]
-    if fmt not in FORMATS:
-        raise InputError(f"{fmt!r} is not raw or qcow2", "DISK/FORMAT")
+    fmt = tm_args.new_disk_format(args[1])
+    if fmt == "swap" and size < 1:
+        raise InputError("a swap disk needs at least 1 MB", "DISK/SIZE")
     target = _disk(args[2], cfg, "DST", args[3])
     open_vm_dir(target, cfg)
-    _runner(cfg).run(["qemu-img", "create", "-q", "-f", fmt, target.path, f"{size}M"])
+    _runner(cfg).run(["qemu-img", "create", "-q", "-f", "raw" if fmt == "swap" else fmt,
+                      target.path, f"{size}M"])
+    if fmt == "swap":
+        from onemetal.storage.swap import write_signature
+
+        write_signature(target.path)
 
 
 def resize(args: Sequence[str], stdin: TextIO) -> None:
