@@ -4,13 +4,10 @@ from __future__ import annotations
 
 import json
 import os
-import signal
-import time
 
 import pytest
-from conftest import REPO, installed_lab
+from conftest import installed_lab
 
-from onemetal.lab.hung_fuse import hold_script
 from onemetal.lab.lab import HOST_CONF
 from onemetal.lab.samples import b64
 
@@ -18,6 +15,15 @@ HOST = "one-0"
 DS_DIR = "/var/tmp/datastores"  # /var/tmp is oneadmin-writable on a lab host
 BASE = f"{DS_DIR}/100"
 STORAGE = f'[storage]\ndatastores_dir = "{DS_DIR}"\nprobe_timeout = 5.0\n'
+
+
+VMDK = """# Disk DescriptorFile
+version=1
+CID=fffffffe
+parentCID=ffffffff
+createType="monolithicFlat"
+RW 6144 FLAT "/var/tmp/import/b.raw" 0
+"""
 
 
 def conf(profile: str) -> str:
@@ -31,6 +37,12 @@ def lab():
         lab.ssh(HOST).run(["mkdir", "-p", "/var/tmp/import"])
         lab.ssh(HOST).run(["qemu-img", "create", "-q", "-f", "qcow2", "/var/tmp/import/a.qcow2", "20M"])
         lab.ssh(HOST).run(["qemu-img", "create", "-q", "-f", "raw", "/var/tmp/import/b.raw", "3M"])
+        # Images that name other files of the machine: a backing file, a data file, vmdk extents
+        lab.ssh(HOST).run(["qemu-img", "create", "-q", "-f", "qcow2", "-F", "qcow2", "-b",
+                           "/var/tmp/import/a.qcow2", "/var/tmp/import/over.qcow2"])
+        lab.ssh(HOST).run(["qemu-img", "create", "-q", "-f", "qcow2", "-o",
+                           "data_file=/var/tmp/import/b.raw", "/var/tmp/import/data.qcow2", "3M"])
+        lab.ssh(HOST).run(["tee", "/var/tmp/import/extent.vmdk"], input=VMDK)
         yield lab
 
 
@@ -136,6 +148,17 @@ def test_bad_input_names_the_field_and_changes_nothing(lab, action, image, field
     assert files(lab, BASE) == before
 
 
+@pytest.mark.parametrize("name, named", [("over.qcow2", "a.qcow2"), ("data.qcow2", "b.raw"),
+                                         ("extent.vmdk", "b.raw")])
+def test_an_image_naming_other_files_is_refused_and_removed(lab, name, named):
+    before = files(lab, BASE)
+    result = ds(lab, "cp", doc(f"<PATH>/var/tmp/import/{name}</PATH>", "<DRIVER>qcow2</DRIVER>"))
+    assert result.returncode == 1
+    assert f"ERROR: cp: IMAGE/PATH: the image names other files (/var/tmp/import/{named})" \
+        in result.stderr, result.stderr
+    assert files(lab, BASE) == before
+
+
 def test_a_non_numeric_id_or_a_base_path_outside_the_datastores_is_refused(lab):
     assert "ID: " in ds(lab, "mkfs", doc("<FORMAT>raw</FORMAT><SIZE>1</SIZE>"), "7;rm").stderr
     outside = ds(lab, "mkfs", doc("<FORMAT>raw</FORMAT><SIZE>1</SIZE>", base="/var/tmp/x"))
@@ -179,76 +202,3 @@ def test_the_write_gate_refuses_every_writing_action_without_a_mount(lab, profil
         assert files(lab, empty) == [] and tree(lab, full) == before
     finally:
         lab.host(HOST).write_conf(conf("none"))
-
-
-def test_a_share_that_never_answers_gives_an_error_within_the_probe_deadline(lab):
-    """A FUSE mount nobody serves (statfs and mkdir wait, as on a hard NFS mount whose server is
-    gone), accepted by the "lab" profile: monitor and mkfs end with an error instead of hanging."""
-    host, hung = lab.host(HOST), f"{DS_DIR}/300"
-    os.makedirs(host.path(hung))
-    holder = int(host.run(["python3", "-c", hold_script(os.path.join(REPO, "drivers"), hung,
-                                                        "hung:/export", 60)]).stdout)
-    host.write_conf(conf("lab").replace("probe_timeout = 5.0", "probe_timeout = 1.0"))
-    try:
-        for action, image in [("monitor", ""), ("mkfs", "<FORMAT>raw</FORMAT><SIZE>4</SIZE>")]:
-            start = time.monotonic()
-            result = lab.ssh(HOST).run([f"/var/tmp/one/datastore/onemetal/{action}", "7"],
-                                       input=b64(doc(image, base=hung)), check=False, timeout=30)
-            print(f"{action} on a hung share: exit {result.returncode} after "
-                  f"{time.monotonic() - start:.2f} s (probe_timeout 1 s)")
-            assert result.returncode == 1
-            assert f"ERROR: {action}: {hung}: did not answer within 1 s" in result.stderr
-    finally:
-        host.write_conf(conf("none"))
-        os.kill(holder, signal.SIGKILL)
-        host.run(["umount", "-l", hung], check=False)
-
-
-SERVE = """\
-import http.server, os, sys, threading, time
-os.chdir(sys.argv[1])
-class Quiet(http.server.SimpleHTTPRequestHandler):
-    def log_message(self, *args):
-        pass
-server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Quiet)
-pid = os.fork()
-if pid:
-    print(pid, server.server_address[1])
-    os._exit(0)
-os.setsid()
-null = os.open("/dev/null", os.O_RDWR)
-for std in (0, 1, 2):
-    os.dup2(null, std)
-threading.Thread(target=server.serve_forever, daemon=True).start()
-time.sleep(60)  # bounded: the test kills it sooner
-"""
-
-
-def test_cp_from_a_url_and_over_the_size_limit(lab):
-    """An http server on the host's own loopback, as an image server would be reachable."""
-    host, www = lab.host(HOST), "/var/tmp/www"
-    host.run(["mkdir", "-p", www])
-    host.run(["qemu-img", "create", "-q", "-f", "qcow2", f"{www}/small.qcow2", "5M"])
-    host.run(["dd", "if=/dev/zero", f"of={www}/big.raw", "bs=1M", "count=3", "status=none"])
-    pid, port = map(int, host.run(["python3", "-c", SERVE, www]).stdout.split())
-    host.write_conf(conf("none") + "url_max_mb = 1\n")
-    try:
-        url = f"http://127.0.0.1:{port}"
-        source, fmt = ok(ds(lab, "cp", doc(f"<PATH>{url}/small.qcow2</PATH>"), "40")).split(" ")
-        assert fmt == "qcow2" and info(lab, source)["virtual-size"] == 5 << 20
-        assert ok(ds(lab, "stat", doc(f"<PATH>{url}/big.raw</PATH>"), "-1")) == "3"
-        md5 = host.run(["md5sum", f"{www}/small.qcow2"]).stdout.split()[0]
-        sums = f"<PATH>{url}/small.qcow2</PATH><TEMPLATE><MD5>{md5}</MD5></TEMPLATE>"
-        assert ok(ds(lab, "cp", doc(sums), "42")).endswith(" qcow2")
-        before = files(lab, BASE)
-        wrong = f"<PATH>{url}/small.qcow2</PATH><TEMPLATE><SHA1>{'0' * 40}</SHA1></TEMPLATE>"
-        for image, reason in [(f"<PATH>{url}/big.raw</PATH>", "IMAGE/PATH: the download is larger "
-                               "than storage.url_max_mb = 1 MB"),
-                              (f"<PATH>{url}/none</PATH>", "IMAGE/PATH: cannot fetch"),
-                              (wrong, "IMAGE/TEMPLATE/SHA1: the imported image's sha1 is not 000")]:
-            result = ds(lab, "cp", doc(image), "41")
-            assert result.returncode == 1 and f"ERROR: cp: {reason}" in result.stderr, result.stderr
-            assert files(lab, BASE) == before  # the partial file is gone
-    finally:
-        host.write_conf(conf("none"))
-        host.run(["kill", "-9", str(pid)], check=False)

@@ -90,9 +90,9 @@ def _wanted_format(req: Request) -> str:
 def _settle(req: Request, path: str) -> str:
     """The imported file's format after the stock driver's conversion to DRIVER."""
     found = ds_image.info(path, ds_fetch.FIELD)
-    if found.backing:
-        raise InputError(f"the image names a backing file ({found.backing}): import it flattened",
-                         ds_fetch.FIELD)
+    if found.others:
+        raise InputError(f"the image names other files ({', '.join(found.others)}): import it "
+                         "as one self-contained file", ds_fetch.FIELD)
     wanted = _wanted_format(req)
     if wanted and found.format != wanted:
         ds_image.convert(path, path + ".tmp", wanted)

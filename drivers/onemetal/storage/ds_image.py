@@ -1,8 +1,9 @@
 """qemu-img work of the datastore driver: what an image file is, creating and converting one.
 
 qemu-img runs through onemetal.run with a deadline. An image from a user may be a
-qcow2 whose header names a backing file anywhere on this machine; such an image
-is refused, or a registered image could read a file of the frontend.
+qcow2 whose header names a backing or data file anywhere on this machine, or a vmdk
+whose extents are other files; such an image is refused, or a registered image (or
+its conversion) could read a file of the frontend.
 """
 
 from __future__ import annotations
@@ -24,7 +25,23 @@ MB = 1 << 20
 class ImageInfo:
     format: str
     virtual_mb: int
-    backing: str
+    others: tuple[str, ...]  # files the image names besides itself: backing, data-file, extents
+
+
+def _named_files(data: object) -> set[str]:
+    """Every file name in qemu-img's JSON (a qcow2 backing or data-file, vmdk extents, ...)."""
+    found: set[str] = set()
+    if isinstance(data, dict):
+        for key, item in data.items():
+            if key in ("filename", "backing-filename", "full-backing-filename", "data-file") \
+                    and isinstance(item, str):
+                found.add(item)
+            else:
+                found |= _named_files(item)
+    elif isinstance(data, list):
+        for item in data:
+            found |= _named_files(item)
+    return found
 
 
 def info(path: str, field: str) -> ImageInfo:
@@ -39,8 +56,8 @@ def info(path: str, field: str) -> ImageInfo:
     if not fmt:
         raise InputError(f"unknown image format of {path}", field)
     size = int(data.get("virtual-size", 0))
-    return ImageInfo("raw" if fmt == "luks" else fmt, -(-size // MB),
-                     str(data.get("backing-filename", "")))
+    others = tuple(sorted(f for f in _named_files(data) if f != path))
+    return ImageInfo("raw" if fmt == "luks" else fmt, -(-size // MB), others)
 
 
 def checked_format(raw: str, field: str) -> str:
