@@ -125,6 +125,25 @@ def test_snapshots_revert_delete_flatten_and_rm(lab):
     ok(ds(lab, "rm", doc(f"<SOURCE>{src}</SOURCE>")))  # already gone: as oned retries
 
 
+def test_raw_snapshots_are_copied_and_moved_as_the_fs_driver_does_and_save_as_only_names(lab):
+    src = ok(ds(lab, "mkfs", doc("<FORMAT>raw</FORMAT><SIZE>2</SIZE>"), "21"))
+    ssh = lab.ssh(HOST)
+    ssh.run(["mkdir", f"{src}.snap"])
+    for n in ("0", "1"):
+        ssh.run(["dd", "if=/dev/urandom", f"of={src}.snap/{n}", "bs=64k", "count=1", "status=none"])
+    sums = lambda *paths: [ssh.run(["md5sum", p]).stdout.split()[0] for p in paths]
+    snap = lambda n: doc(f"<SOURCE>{src}</SOURCE><TARGET_SNAPSHOT>{n}</TARGET_SNAPSHOT>"
+                         "<FORMAT>raw</FORMAT>", extra="<TM_MAD>shared</TM_MAD>")
+    ok(ds(lab, "snap_revert", snap(0)))
+    assert sums(src) == sums(f"{src}.snap/0") and files(lab, f"{src}.snap") == ["0", "1"]
+    want = sums(f"{src}.snap/1")
+    ok(ds(lab, "snap_flatten", snap(1)))
+    assert sums(src) == want and not os.path.exists(lab.host(HOST).path(f"{src}.snap"))
+    before = files(lab, BASE)
+    named = ok(ds(lab, "mkfs", doc("<FORMAT>save_as</FORMAT>"), "22"))
+    assert os.path.dirname(named) == BASE and files(lab, BASE) == before
+
+
 @pytest.mark.parametrize("action, image, field", [
     ("cp", "<PATH>/var/tmp/import/../import/a.qcow2</PATH>", "IMAGE/PATH"),
     ("cp", "<PATH>/var/lib/one/.ssh/authorized_keys</PATH>", "IMAGE/PATH"),  # oned's own files
