@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 import time
 from typing import Iterator
 
@@ -140,3 +141,37 @@ def test_mount_options_follow_the_profile() -> None:
         "vers=4.1,rsize=1048576,wsize=1048576,hard,timeo=600,retrans=2,noresvport", "fs-1.efs:/", "/d"]
     assert mount_ensure._mount_argv(profile("lab"), "s:/export", "/d") == [
         "mount", "-t", "fuse.nfs4", "s:/export", "/d"]
+
+
+def test_cli_reaches_the_host_over_ssh(share) -> None:
+    lab, server = share
+    cli = [sys.executable, "-m", "onemetal.cli.onemetal", "mount", "ensure", "--host", HOST]
+    first = lab.frontend_cli().run([*cli, "9"], check=False)
+    assert (first.returncode, first.stdout.strip()) == (0, f"{DS}/9: mounted {server.source} (fuse.nfs4)")
+    again = lab.frontend_cli().run([*cli, "9"], check=False)
+    assert again.stdout.strip().endswith("nothing to do")
+    bad = lab.frontend_cli().run([*cli, "9", "--source", "x:/y z"], check=False)
+    assert bad.returncode == 1
+    assert bad.stderr.startswith(f"onemetal: {HOST}: ERROR: mount-ensure: --source:"), bad.stderr
+    _umount(lab, f"{DS}/9")
+
+
+def test_immutable_where_the_file_system_has_no_such_flag_fails_before_mounting(share) -> None:
+    lab, server = share
+    host = lab.host(HOST)
+    for name in os.listdir(host.path(DS)):  # the bare mount points earlier tests left
+        host.run(["chattr", "-i", f"{DS}/{name}"])
+        host.run(["rmdir", f"{DS}/{name}"])
+    assert _ensure(lab, DS).returncode == 0  # the lab's FUSE share, which has no immutable flag
+    # Now datastore 13 wants kernel NFS: its directory sits on the FUSE share, so the chattr
+    # fails, naming where, and nothing is mounted.
+    host.write_conf(_conf(server.source) + 'datastore_profiles = ["13=nfs"]\n')
+    try:
+        result = _ensure(lab, "13", "--immutable")
+    finally:
+        host.write_conf(_conf(server.source))
+    assert result.returncode != 0
+    assert f"chattr +i {DS}/13 failed on {DS} (fuse.nfs4)" in result.stderr, result.stderr
+    assert _mount_of(host, f"{DS}/13").mount_point == DS
+    lab.ssh(HOST).run(["rmdir", f"{DS}/13"])
+    _umount(lab, DS)
