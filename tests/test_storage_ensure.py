@@ -90,6 +90,7 @@ def test_non_empty_dir_is_refused_and_nothing_mounted(share) -> None:
     (["/etc"], "DATASTORE_DIR"),
     (["1", "--source", "srv:/x,nolock"], "--source"),
     (["1", "--source", "-o:/x"], "--source"),
+    (["1", "--source"], "--source"),
     ([], "argv"),
 ])
 def test_bad_input_names_the_field(share, args: list[str], field: str) -> None:
@@ -139,6 +140,11 @@ def test_mount_options_follow_the_profile() -> None:
     assert mount_ensure._mount_argv(profile("efs"), "fs-1.efs:/", "/d") == [
         "mount", "-t", "nfs4", "-o",
         "vers=4.1,rsize=1048576,wsize=1048576,hard,timeo=600,retrans=2,noresvport", "fs-1.efs:/", "/d"]
+    assert mount_ensure._mount_argv(profile("efs", tls=True), "fs-1.efs:/", "/d") == [
+        "mount", "-t", "efs", "-o", "tls", "fs-1.efs:/", "/d"]
+    assert mount_ensure._mount_argv(profile("nfs", options=(("hard", None), ("vers", "4.2"))),
+                                    "s:/x", "/d") == ["mount", "-t", "nfs4", "-o", "hard,vers=4.2",
+                                                      "s:/x", "/d"]
     assert mount_ensure._mount_argv(profile("lab"), "s:/export", "/d") == [
         "mount", "-t", "fuse.nfs4", "s:/export", "/d"]
 

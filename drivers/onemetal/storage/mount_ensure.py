@@ -70,6 +70,8 @@ def options(policy: Policy) -> str:
 
 
 def _mount_argv(policy: Policy, source: str, path: str) -> list[str]:
+    if policy.tls:  # efs-utils' helper: it starts the TLS tunnel and adds AWS's options itself
+        return ["mount", "-t", "efs", "-o", "tls", source, path]
     opts = options(policy)
     return ["mount", "-t", MOUNT_TYPES[policy.name], *(["-o", opts] if opts else []), source, path]
 
@@ -113,7 +115,10 @@ def ensure(raw: str, source: str | None, immutable: bool, cfg: StorageConfig) ->
     if not policy.needs_mount:
         return f"{path}: profile {policy.name} needs no mount"
     source = source or cfg.source
-    if not source or not _SOURCE.match(source):
+    if not source:
+        raise InputError("no share given: pass --source SERVER:/PATH or set storage.source",
+                         "--source")
+    if not _SOURCE.match(source):
         raise InputError(f"{source!r} is not SERVER:/PATH", "--source")
     policy = replace(policy, source=source)
     found = mounts.covering(mounts.read(), path)
