@@ -76,11 +76,15 @@ def test_qemu_img_backing_chain_reads_back_on_mount_and_server(share) -> None:
     chain = json.loads(_oneadmin(lab, "qemu-img", "info", "--output=json", "--backing-chain", top))
     assert [c["filename"] for c in chain] == [top, base]
     assert chain[0]["virtual-size"] == 64 << 20
-    # The same files on the export: a copy made through the mount, checked by the server's disk.
-    local = subprocess.run(["qemu-img", "info", "--output=json", "-U",
-                            os.path.join(server.export_dir, "1", "top.qcow2")],
-                           capture_output=True, text=True, check=True).stdout
-    assert json.loads(local)["backing-filename"] == base
+    # The same chain read from the server's disk: its host sees the export at the same path.
+    on_server = lab.host("one-0")
+    on_server.run(["mkdir", "-p", DS])
+    on_server.run(["mount", "--bind", server.export_dir, DS])
+    local = json.loads(on_server.run(["qemu-img", "info", "--output=json", "-U",
+                                      "--backing-chain", top]).stdout)
+    on_server.run(["umount", DS])
+    assert [(c["filename"], c["format"]) for c in local] == [(top, "qcow2"), (base, "qcow2")]
+    assert local[1]["virtual-size"] == 64 << 20
     # Data written through the mount reads back through the overlay.
     out = _oneadmin(lab, "qemu-io", "-r", "-c", "read -P 0x5a 1M 2M", top)
     assert "read 2097152/2097152 bytes" in out
