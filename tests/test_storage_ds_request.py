@@ -130,7 +130,7 @@ def http_server(tmp_path):
 
 
 def test_download_is_bounded_and_leaves_no_partial_file(http_server, tmp_path):
-    cfg = StorageConfig(url_max_mb=1, url_timeout=10)
+    cfg = StorageConfig(url_max_mb=1, url_timeout=10, url_allowed_networks=("127.0.0.1/32",))
     dst = tmp_path / "out"
     ds_fetch.download(f"{http_server}/small", str(dst), cfg)
     assert dst.read_bytes() == b"q" * 1000

@@ -89,6 +89,12 @@ class StorageConfig:
     # Image import from http(s) URLs (DS cp): the largest download, and its time limit.
     url_max_mb: int = 65536
     url_timeout: float = 3600.0
+    # CIDRs a download may not connect to (checked on the resolved address, every redirect):
+    # loopback, link-local and the EC2 metadata service; add the VPC's CIDR (docs/storage.md).
+    url_blocked_networks: tuple = ("127.0.0.0/8", "::1/128", "0.0.0.0/8", "::/128",
+                                   "169.254.0.0/16", "fe80::/10", "fd00:ec2::254/128")
+    # CIDRs a download may reach even inside a blocked one: the operator's own mirrors.
+    url_allowed_networks: tuple = ()
 
 
 @value

@@ -73,8 +73,10 @@ def checked_url(req: Request) -> str:
     return url
 
 
-def _opener():  # noqa: ANN202 - urllib's OpenerDirector, imported only for a download
+def _opener(cfg: StorageConfig):  # noqa: ANN202 - urllib's OpenerDirector, only for a download
     import urllib.request
+
+    from onemetal.storage import ds_fence
 
     class HttpOnly(urllib.request.HTTPRedirectHandler):
         def redirect_request(self, req, fp, code, msg, headers, newurl):  # noqa: ANN001, ANN201
@@ -82,7 +84,7 @@ def _opener():  # noqa: ANN202 - urllib's OpenerDirector, imported only for a do
                 raise DownloadFailed(f"redirected to a non-http(s) URL {newurl}", FIELD)
             return super().redirect_request(req, fp, code, msg, headers, newurl)
 
-    return urllib.request.build_opener(HttpOnly)
+    return ds_fence.opener(cfg, HttpOnly)
 
 
 def _too_large(limit: int) -> DownloadFailed:
@@ -115,7 +117,7 @@ def download(url: str, dst: str, cfg: StorageConfig) -> None:
     except OSError as exc:
         raise DownloadFailed(f"cannot create {dst}: {exc}", FIELD) from None
     try:
-        with out, _opener().open(url, timeout=min(cfg.url_timeout, 60)) as response:
+        with out, _opener(cfg).open(url, timeout=min(cfg.url_timeout, 60)) as response:
             _copy_response(response, out, limit, deadline)
     except BaseException as exc:
         os.unlink(dst)
@@ -132,7 +134,7 @@ def remote_size_mb(url: str, cfg: StorageConfig) -> int:
 
     request = urllib.request.Request(url, method="HEAD")
     try:
-        with _opener().open(request, timeout=min(cfg.url_timeout, 60)) as response:
+        with _opener(cfg).open(request, timeout=min(cfg.url_timeout, 60)) as response:
             length = response.headers.get("Content-Length", "")
     except (OSError, ValueError) as exc:
         raise DownloadFailed(f"cannot reach {url}: {exc}", FIELD) from None
