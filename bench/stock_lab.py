@@ -84,8 +84,11 @@ def install(lab: Lab, remotes: str, tree: str) -> None:
         with open(virsh, "w", encoding="ascii") as f:
             f.write(VIRSH)
         os.chmod(virsh, 0o755)
-        # /usr/games is on the PATH sshd gives oneadmin and empty here: no other tool is hidden.
-        host.run(["mount", "--bind", bin_dir, "/usr/games"])
+        # The stand-in must be the virsh oneadmin's PATH finds: bound over the real one when
+        # libvirt's client is installed (the lab's libvirt), else on /usr/games, which is on
+        # the PATH sshd gives oneadmin and empty here: no other tool is hidden.
+        real = shutil.which("virsh", path="/usr/local/bin:/usr/bin:/bin")
+        host.run(["mount", "--bind", *((virsh, real) if real else (bin_dir, "/usr/games"))])
         domains = os.path.join(host.workdir, "home", DOMAINS)
         os.makedirs(domains, exist_ok=True)
         os.chown(domains, ONEADMIN_ID, ONEADMIN_ID)
