@@ -11,6 +11,10 @@ from onemetal.cli.onemetal import main
 from onemetal.lab import samples
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
+# A frontend's oned.conf as far as install edits it: the driver lists it must extend.
+ONED = ('LOG = [ SYSTEM = "file" ]\n'
+        'TM_MAD = [ EXECUTABLE = "one_tm", ARGUMENTS = "-t 15 -d dummy,qcow2" ]\n'
+        'DATASTORE_MAD = [ EXECUTABLE = "one_datastore", ARGUMENTS = "-t 15 -d fs -s qcow2" ]\n')
 
 
 def layout(tmp_path, source=REPO) -> install.Layout:
@@ -127,12 +131,12 @@ def test_oned_conf_fragments_are_applied_once_and_removed(tmp_path):
         'VN_MAD_CONF = [ NAME = "ovswitch_vxlan_unicast", BRIDGE_TYPE = "openvswitch" ]\n')
     (tmp_path / "etc").mkdir()
     oned = tmp_path / "etc" / "oned.conf"
-    oned.write_text('LOG = [ SYSTEM = "file" ]\n')
+    oned.write_text(ONED)
     for _ in range(2):
         install.install(layout(tmp_path, str(source)), dry_run=False, apply_oned_conf=True, out=[])
         assert oned.read_text().count('NAME = "ovswitch_vxlan_unicast"') == 1
     install.uninstall(layout(tmp_path, str(source)), dry_run=False, out=[])
-    assert oned.read_text() == 'LOG = [ SYSTEM = "file" ]\n'
+    assert oned.read_text() == ONED
 
 
 def test_apply_without_oned_conf_fails_and_changes_nothing(tmp_path):

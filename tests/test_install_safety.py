@@ -15,6 +15,10 @@ from onemetal.cli.onemetal import main
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
 VICTIM_TEXT = "root:x:0:0:root:/root:/bin/bash\n"
+# A frontend's oned.conf as far as install edits it: the driver lists it must extend.
+ONED = ('LOG = [ SYSTEM = "file" ]\n'
+        'TM_MAD = [ EXECUTABLE = "one_tm", ARGUMENTS = "-t 15 -d dummy,qcow2" ]\n'
+        'DATASTORE_MAD = [ EXECUTABLE = "one_datastore", ARGUMENTS = "-t 15 -d fs -s qcow2" ]\n')
 
 
 def layout(tmp_path, **kw) -> install.Layout:
@@ -93,7 +97,7 @@ def test_a_link_at_the_old_fixed_temp_names_is_not_written_through(tmp_path, vic
                tmp_path / "etc" / "oned.conf.onemetal-new"]
     for link in planted:
         link.symlink_to(victim)
-    (tmp_path / "etc" / "oned.conf").write_text('LOG = [ SYSTEM = "file" ]\n')
+    (tmp_path / "etc" / "oned.conf").write_text(ONED)
     os.remove(tmp_path / "var" / install.MANIFEST)  # so that install writes it again
     do_install(tmp_path, apply_oned_conf=True)
     assert unchanged(victim)
@@ -128,7 +132,7 @@ def test_a_linked_directory_planted_before_the_first_install_is_refused(tmp_path
 
 def test_writes_leave_no_temporary_file(tmp_path):
     (tmp_path / "etc").mkdir()
-    (tmp_path / "etc" / "oned.conf").write_text("X = 1\n")
+    (tmp_path / "etc" / "oned.conf").write_text(ONED)
     do_install(tmp_path, apply_oned_conf=True)
     install.uninstall(layout(tmp_path), dry_run=False, out=[])
     assert temp_files(tmp_path) == []
@@ -228,7 +232,7 @@ def test_prune_does_not_follow_a_linked_directory(tmp_path):
 def test_oned_conf_is_replaced_atomically_with_its_mode_and_owner(tmp_path):
     (tmp_path / "etc").mkdir()
     oned = tmp_path / "etc" / "oned.conf"
-    oned.write_text('LOG = [ SYSTEM = "file" ]\n')
+    oned.write_text(ONED)
     os.chown(oned, 4321, 8765)
     os.chmod(oned, 0o640)
     inodes = [os.stat(oned).st_ino]
@@ -237,7 +241,7 @@ def test_oned_conf_is_replaced_atomically_with_its_mode_and_owner(tmp_path):
     assert "BEGIN onemetal" in oned.read_text()
     install.uninstall(layout(tmp_path), dry_run=False, out=[])
     inodes.append(os.stat(oned).st_ino)
-    assert oned.read_text() == 'LOG = [ SYSTEM = "file" ]\n'
+    assert oned.read_text() == ONED
     st = os.stat(oned)
     assert (stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid) == (0o640, 4321, 8765)
     assert len(set(inodes)) == 3  # a new file each time, never rewritten in place

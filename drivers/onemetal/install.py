@@ -23,7 +23,8 @@ from dataclasses import dataclass, field
 from typing import Iterator, Mapping, Sequence
 
 import onemetal
-from onemetal import safefiles
+from onemetal import oned_conf as oned_text, oned_lists, safefiles
+from onemetal.oned_conf import BEGIN, END, with_block as oned_conf_with_block  # noqa: F401
 from onemetal.installed_files import FileState, file_state, state
 from onemetal.reconcile import Plan, diff
 from onemetal.run import CommandRunner, Runner
@@ -33,8 +34,6 @@ from onemetal.sudoers import SUDOERS, InstalledWithSudoers, install_sudoers, sud
 
 MANIFEST = "remotes/onemetal/manifest.json"
 CONF = "onemetal.conf"
-BEGIN = "# BEGIN onemetal: managed by `onemetal install`, edit etc/oned.d/ instead"
-END = "# END onemetal"
 
 
 def source_root() -> str:
@@ -69,6 +68,7 @@ def _walk(top: str, skip: tuple[str, ...] = ()) -> Iterator[tuple[str, str]]:
 class Manifest:
     files: list[str] = field(default_factory=list)  # every path the install wrote
     conf_sha256: str | None = None                  # the shipped onemetal.conf it installed
+    oned_lists: list[str] = field(default_factory=list)  # oned.conf lists it added onemetal to
 
 
 @dataclass(frozen=True)
@@ -145,7 +145,8 @@ class Layout:
             data = json.loads(found[0].decode("utf-8"))
             files = [self.check_entry(e) for e in data["files"]]
             sha = data.get("conf_sha256")
-            return Manifest(files, sha if isinstance(sha, str) else None)
+            lists = oned_lists.check_keys(data.get("oned_lists", []), self.manifest)
+            return Manifest(files, sha if isinstance(sha, str) else None, lists)
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
             raise InstallError(f"unreadable ({exc}); remove it to reinstall", self.manifest) from None
 
@@ -164,9 +165,9 @@ class Layout:
         return "\n".join(parts)
 
 
-def _write_manifest(layout: Layout, files: list[str], conf_digest: str) -> None:
+def _write_manifest(layout: Layout, files: list[str], conf_digest: str, lists: list[str]) -> None:
     text = json.dumps({"version": onemetal.__version__, "files": sorted(files),
-                       "conf_sha256": conf_digest}, indent=1).encode()
+                       "conf_sha256": conf_digest, "oned_lists": lists}, indent=1).encode()
     found = safefiles.read(layout.manifest, layout.roots())
     if found is None or found[0] != text:  # no change, no write
         safefiles.write(layout.manifest, text, layout.roots(), 0o644)
@@ -180,25 +181,6 @@ def _conf_perms() -> tuple[int, Owner]:
         return 0o644, (-1, -1)
 
 
-def _read_oned_conf(path: str, etc: str) -> str:
-    found = safefiles.read(path, (etc,))
-    if found is None:
-        raise InstallError("not found, cannot apply the fragments", path)
-    return found[0].decode("utf-8")
-
-
-def oned_conf_with_block(text: str, block: str) -> str:
-    """`text` with our managed block replaced (or appended, or removed when `block` is empty)."""
-    start, end = text.find(BEGIN), text.find(END)
-    if (start < 0) != (end < 0) or end < start:
-        raise InstallError("has a broken onemetal block (BEGIN without END); fix it by hand", "oned.conf")
-    if start >= 0:
-        text = text[:start].rstrip("\n") + "\n" + text[end + len(END):].lstrip("\n")
-    if block:
-        text = text.rstrip("\n") + f"\n\n{BEGIN}\n{block.rstrip()}\n{END}\n"
-    return text if text.strip() else ""
-
-
 def _resource(layout: Layout, sources: Mapping[str, str], recorded: Sequence[str],
               runner: CommandRunner) -> InstalledWithSudoers:
     return InstalledWithSudoers(f"install@{layout.prefix}", sources, layout.roots(), recorded,
@@ -207,7 +189,8 @@ def _resource(layout: Layout, sources: Mapping[str, str], recorded: Sequence[str
 
 def install(layout: Layout, *, dry_run: bool, apply_oned_conf: bool, out: list[str],
             runner: CommandRunner = Runner()) -> Plan[str, FileState]:
-    resource = _resource(layout, layout.sources(), layout.recorded(), runner)
+    previous = layout.read_manifest()
+    resource = _resource(layout, layout.sources(), previous.files, runner)
     plan = diff(resource.subject, resource.want(), resource.read())
     shipped_conf = os.path.join(layout.source, "etc", CONF)
     new_conf = not os.path.lexists(layout.conf)  # an existing one, even a link, is never changed
@@ -217,10 +200,10 @@ def install(layout: Layout, *, dry_run: bool, apply_oned_conf: bool, out: list[s
     fragments = layout.fragments()
     oned_conf = os.path.join(layout.etc, "oned.conf")
     current = updated = ""
+    lists = previous.oned_lists
     if apply_oned_conf:
-        current = _read_oned_conf(oned_conf, layout.etc)
-        updated = oned_conf_with_block(current, fragments)
-        out.append(f"~ {oned_conf}: onemetal block {'updated' if updated != current else 'unchanged'}")
+        current = oned_text.read(oned_conf, layout.etc)
+        updated, lists = oned_text.installed(current, fragments, previous.oned_lists, out)
     elif fragments:
         out.append(f"Add to {oned_conf} (or rerun with --apply-oned-conf), then restart oned:\n"
                    f"{fragments}")
@@ -233,7 +216,7 @@ def install(layout: Layout, *, dry_run: bool, apply_oned_conf: bool, out: list[s
             safefiles.write(layout.conf, f.read(), (layout.etc,), *_conf_perms())
     if updated != current:
         safefiles.write(oned_conf, updated.encode(), (layout.etc,))  # keeps its mode and owner
-    _write_manifest(layout, list(resource.sources), _digest(shipped_conf)[0])
+    _write_manifest(layout, list(resource.sources), _digest(shipped_conf)[0], lists)
     return plan
 
 
@@ -253,15 +236,14 @@ def uninstall(layout: Layout, *, dry_run: bool, out: list[str]) -> Plan[str, Fil
     oned_conf = os.path.join(layout.etc, "oned.conf")
     found = safefiles.read(oned_conf, (layout.etc,))
     current = found[0].decode("utf-8") if found else ""
-    if BEGIN in current:
-        out.append(f"~ {oned_conf}: onemetal block removed")
+    restored = oned_text.uninstalled(current, manifest.oned_lists, out)
     if dry_run:
         return plan
     resource.apply(plan)
     if conf_default:
         safefiles.remove(layout.conf, (layout.etc,))
-    if BEGIN in current:
-        safefiles.write(oned_conf, oned_conf_with_block(current, "").encode(), (layout.etc,))
+    if restored != current:
+        safefiles.write(oned_conf, restored.encode(), (layout.etc,))
     if recorded:
         safefiles.remove(layout.manifest, layout.roots())
     return plan
