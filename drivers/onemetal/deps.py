@@ -13,10 +13,10 @@ from __future__ import annotations
 
 import sys
 
-# Third-party Python modules imported on a host (by top-level name). None today: hosts parse
-# XML with the standard library's expat and check addresses with ipaddress, both for start-up
-# cost; the KVM driver will add python3-libvirt here.
-HOST_MODULES: dict[str, str] = {}
+# Third-party Python modules imported on a host (by top-level name). Hosts parse oned's XML
+# with the standard library's expat for start-up cost; only the KVM driver (onemetal.vmm) needs
+# libvirt-python and lxml (it rewrites the domain XML), and imports them only in its actions.
+HOST_MODULES: dict[str, str] = {"libvirt": "python3-libvirt", "lxml": "python3-lxml"}
 
 # Commands the drivers run on a host (through onemetal.run), and what oned itself needs there.
 HOST_TOOLS = {
@@ -56,11 +56,21 @@ LAB_TOOLS = {
     "ganesha.nfsd": "nfs-ganesha",
     "nfs-ls": "libnfs-utils",
     "mount.fuse3": "fuse3",  # mount's helper for `mount -t fuse.nfs4`
+    # The lab's libvirt (onemetal.lab.libvirt): the daemons per host, qemu under TCG, and virsh.
+    "libvirtd": "libvirt-daemon",
+    "virtlogd": "libvirt-daemon",
+    "virsh": "libvirt-clients",
+    "qemu-system-x86_64": "qemu-system-x86",
 }
 
-# Libraries and Python modules of the lab's NFS only (never on a host): the FSAL that exports a
-# directory, libnfs through ctypes, and the FUSE binding of the client (onemetal.lab.nfs_fuse).
-LAB_LIBRARIES = {"libfsalvfs.so": "nfs-ganesha-vfs", "libnfs.so.13": "libnfs13"}
+# Libraries, data files and Python modules of the lab only (never on a host): for its NFS the FSAL
+# that exports a directory, libnfs through ctypes and the FUSE binding of the client
+# (onemetal.lab.nfs_fuse); for its libvirt what libvirtd and qemu load.
+LAB_LIBRARIES = {"libfsalvfs.so": "nfs-ganesha-vfs", "libnfs.so.13": "libnfs13",
+                 # libvirtd's qemu driver, its config and group, the BIOS and the NICs' boot ROMs
+                 "libvirt_driver_qemu.so": "libvirt-daemon-driver-qemu",
+                 "libvirtd.conf": "libvirt-daemon-system",
+                 "bios-256k.bin": "seabios", "efi-virtio.rom": "ipxe-qemu"}
 LAB_MODULES = {"fuse": "python3-fuse"}
 
 # What building the frontend's virtualenv needs (libvirt-python compiles against libvirt).
