@@ -40,8 +40,8 @@ def run_uninstall(tmp_path) -> list[str]:
 
 
 def option(text: str, section: str, flag: str) -> list[str]:
-    body = re.search(rf"^{section} = \[(.*?)\]", text, re.M | re.S).group(1)
-    args = re.search(r'ARGUMENTS\s*=\s*"([^"]*)"', body).group(1).split()
+    start = re.search(rf"^{section} = \[", text, re.M).end()
+    args = re.compile(r'^\s*ARGUMENTS\s*=\s*"([^"]*)"', re.M).search(text, start).group(1).split()
     return args[args.index(flag) + 1].split(",")
 
 
@@ -159,3 +159,30 @@ def test_a_forged_record_in_the_manifest_is_refused(tmp_path):
     manifest.write_text(json.dumps(dict(data, oned_lists=["VM_MAD -d"])))
     with pytest.raises(install.InstallError, match="oned_lists .* refused"):
         run_uninstall(tmp_path)
+
+
+def test_comments_inside_a_section_are_not_read_as_its_arguments(tmp_path):
+    commented = DEFAULT.replace('    EXECUTABLE = "one_tm",\n', '    EXECUTABLE = "one_tm",\n'
+                                '    # was: ARGUMENTS = "-t 4 -d dummy" (an odd " and a ] here)\n')
+    assert commented != DEFAULT
+    path = oned(tmp_path, commented)
+    run_install(tmp_path)
+    assert option(path.read_text(), "TM_MAD", "-d")[-1] == "onemetal"
+    assert '# was: ARGUMENTS = "-t 4 -d dummy" (an odd " and a ] here)\n' in path.read_text()
+    run_uninstall(tmp_path)
+    assert path.read_text() == commented
+
+
+def test_uninstall_dry_run_shows_the_removals_and_a_broken_section_stops_it_whole(tmp_path):
+    path = oned(tmp_path, DEFAULT)
+    run_install(tmp_path)
+    out: list[str] = []
+    install.uninstall(layout(tmp_path), dry_run=True, out=out)
+    assert "~ oned.conf TM_MAD -d: remove onemetal" in out
+    broken = path.read_text().replace(" -s dummy,", " --system-ds-types=dummy,")
+    path.write_text(broken)
+    files = sorted(p for p in (tmp_path / "var").rglob("*"))
+    with pytest.raises(install.InstallError, match="DATASTORE_MAD ARGUMENTS spells -s"):
+        run_uninstall(tmp_path)
+    assert path.read_text() == broken
+    assert sorted(p for p in (tmp_path / "var").rglob("*")) == files

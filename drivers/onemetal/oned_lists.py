@@ -22,26 +22,32 @@ KEYS = tuple(f"{section} {flag}" for section, flag, _ in LISTS)
 FIELD = "oned.conf"
 
 
-def _section(text: str, name: str) -> tuple[int, int]:
-    """Span of the body between `NAME = [` and its `]`, for the one uncommented section."""
+def _section(text: str, name: str) -> tuple[int, str]:
+    """Offset and body (comments blanked, offsets kept) of the one uncommented `NAME = [ ... ]`."""
     starts = [m.end() for m in re.finditer(rf"^[ \t]*{name}[ \t]*=[ \t]*\[", text, re.M | re.I)]
     if len(starts) != 1:
         found = "not found" if not starts else f"found {len(starts)} times"
         raise InstallError(f"{name} section {found}; {DRIVER} cannot be added to its driver "
                            "lists: fix the section by hand, then rerun", FIELD)
-    quoted = False
-    for i in range(starts[0], len(text)):
-        if text[i] == '"':
+    body: list[str] = []
+    quoted = comment = False
+    for char in text[starts[0]:]:
+        if char == "\n":
+            comment = False
+        elif comment or (char == "#" and not quoted):
+            comment, char = True, " "  # a quote or a bracket in a comment means nothing
+        elif char == '"':
             quoted = not quoted
-        elif text[i] == "]" and not quoted:
-            return starts[0], i
+        elif char == "]" and not quoted:
+            return starts[0], "".join(body)
+        body.append(char)
     raise InstallError(f"{name} section has no closing ']': fix it by hand, then rerun", FIELD)
 
 
 def _arguments(text: str, name: str) -> tuple[int, int]:
     """Span of the quoted ARGUMENTS value inside section `name`."""
-    start, end = _section(text, name)
-    found = list(re.finditer(r'(?<![A-Za-z0-9_])ARGUMENTS\s*=\s*"([^"\n]*)"', text[start:end], re.I))
+    start, body = _section(text, name)
+    found = list(re.finditer(r'(?<![A-Za-z0-9_])ARGUMENTS\s*=\s*"([^"\n]*)"', body, re.I))
     if len(found) != 1:
         raise InstallError(f"{name} section needs exactly one quoted ARGUMENTS on one line "
                            f"(found {len(found)}): fix it by hand, then rerun", FIELD)
