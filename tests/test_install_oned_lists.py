@@ -186,3 +186,11 @@ def test_uninstall_dry_run_shows_the_removals_and_a_broken_section_stops_it_whol
         run_uninstall(tmp_path)
     assert path.read_text() == broken
     assert sorted(p for p in (tmp_path / "var").rglob("*")) == files
+
+
+def test_uninstall_goes_on_when_oned_conf_was_removed(tmp_path):
+    path = oned(tmp_path, DEFAULT)
+    run_install(tmp_path)
+    path.unlink()
+    run_uninstall(tmp_path)
+    assert not (tmp_path / "var" / install.MANIFEST).exists() and not path.exists()

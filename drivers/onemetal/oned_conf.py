@@ -45,7 +45,9 @@ def installed(current: str, fragments: str, recorded: Sequence[str],
 
 def uninstalled(current: str, recorded: Sequence[str], out: list[str]) -> str:
     """oned.conf without the block and without the names install added to the lists."""
-    shortened, removed = oned_lists.without_driver(current, recorded) if recorded else (current, [])
+    # No oned.conf left (removed by hand): nothing to take out, and no reason to stop uninstall.
+    shortened, removed = oned_lists.without_driver(current, recorded) if recorded and current \
+        else (current, [])
     out.extend(oned_lists.describe(removed, "remove"))
     if BEGIN in shortened:
         out.append("~ oned.conf: onemetal block removed")
