@@ -36,8 +36,6 @@ def make_frontend(lab, name: str) -> None:
     """oneadmin on `name` reaches the other hosts as oned's oneadmin does: its own key and
     known_hosts, in its home."""
     host = lab.host(name)
-    # The lab writes each namespace's hosts file after its hosts started: bind it in now.
-    host.run(["mount", "--bind", f"/etc/netns/{host.netns}/hosts", "/etc/hosts"])
     dot_ssh = host.path(f"{ONEADMIN_HOME}/.ssh")
     for source, target in ((lab.key, "id_ed25519"), (lab.known_hosts, "known_hosts")):
         shutil.copyfile(source, os.path.join(dot_ssh, target))

@@ -8,6 +8,7 @@ import os
 import secrets
 import shlex
 import shutil
+import socket
 import signal
 import sys
 import tempfile
@@ -152,6 +153,12 @@ class Lab:
         self._plug(underlay, frontend, "fe")
         root.run(["ip", "-n", frontend, "addr", "add",
                   f"{self.frontend_address}/{self.network.prefixlen}", "dev", "eth0"])
+        # `ip netns exec` binds a namespace's hosts file when a host's anchor starts, so
+        # every file is written first: each host resolves every name from its start. The
+        # machine's own name too, which the hosts share (UTS) and sudo looks up.
+        resolv = {**names, "frontend": self.frontend_address, socket.gethostname(): "127.0.1.1"}
+        for ns in [frontend] + [self._ns(f"h{i}") for i in range(self.host_count)]:
+            self.record.netns_etc.append(netns.write_hosts_file(ns, resolv))
         for index, (name, address) in enumerate(names.items()):
             ns = self._add_ns(f"h{index}")
             self._plug(underlay, ns, f"h{index}")
@@ -166,9 +173,6 @@ class Lab:
             host.write_conf(HOST_CONF)
             self._install_sudoers(host)
             self.hosts.append(host)
-        resolv = {**names, "frontend": self.frontend_address}
-        for ns in [frontend] + [h.netns for h in self.hosts]:
-            self.record.netns_etc.append(netns.write_hosts_file(ns, resolv))
         self.record.save()
         with open(self.known_hosts, "w", encoding="ascii") as f:
             for host in self.hosts:
