@@ -127,9 +127,11 @@ def mv(args: Sequence[str], stdin: TextIO) -> None:
     vm_id = tm_args.number(args[2], "VMID")
     src = tm_args.vm_path(args[0], cfg.storage, "SRC", vm_id)
     dst = tm_args.vm_path(args[1], cfg.storage, "DST", vm_id)
+    # Both sides first: without its share, src looks absent and mv would "succeed".
+    gate(src.vm_dir, cfg.storage)
+    gate(dst.vm_dir, cfg.storage)
     if src.path == dst.path or not os.path.lexists(src.path):
         return  # a shared datastore: the frontend and the host see the same directory
-    gate(dst.vm_dir, cfg.storage)
     os.makedirs(os.path.dirname(dst.path), exist_ok=True)
     _runner(cfg, COPY_TIMEOUT).run(["mv", "-T", "--", src.path, dst.path])
 
