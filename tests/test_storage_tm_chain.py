@@ -128,7 +128,10 @@ def test_the_write_gate_refuses_before_any_directory_exists(lab):
     try:
         for action, args in (
                 ("clone", (f"one-0:{IMAGE}", f"one-1:{DS}/0/50/disk.0", "50", "1")),
+                ("ln", (f"one-0:{IMAGE}", f"one-1:{DS}/0/50/disk.0", "50", "1")),
                 ("mkimage", ("16", "qcow2", f"one-1:{DS}/0/50/disk.0", "50", "0")),
+                ("mkswap", ("16", f"one-1:{DS}/0/50/disk.2", "50", "0")),
+                ("mv", (f"one-1:{DS}/0/50", f"one-1:{DS}/100/50", "50", "0")),
                 ("context", ("/var/lib/one/vms/42/context.sh", f"one-1:{DS}/0/50/disk.1",
                              "50", "0"))):
             result = tm(lab, action, *args, check=False)
