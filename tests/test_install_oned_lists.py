@@ -3,6 +3,7 @@
 import json
 import os
 import re
+import subprocess
 
 import pytest
 from click.testing import CliRunner
@@ -39,10 +40,34 @@ def run_uninstall(tmp_path) -> list[str]:
     return out
 
 
-def option(text: str, section: str, flag: str) -> list[str]:
+def arguments(text: str, section: str) -> list[str]:
     start = re.search(rf"^{section} = \[", text, re.M).end()
-    args = re.compile(r'^\s*ARGUMENTS\s*=\s*"([^"]*)"', re.M).search(text, start).group(1).split()
+    return re.compile(r'^\s*ARGUMENTS\s*=\s*"([^"]*)"', re.M).search(text, start).group(1).split()
+
+
+def option(text: str, section: str, flag: str) -> list[str]:
+    args = arguments(text, section)
     return args[args.index(flag) + 1].split(",")
+
+
+# The option tables of OpenNebula's src/tm_mad/one_tm.rb and src/datastore_mad/one_datastore.rb,
+# and how they turn a list into driver names: what oned's MADs make of the edited ARGUMENTS.
+GETOPT = """
+require 'getoptlong'
+lists = ENV['SECTION'] == 'TM_MAD' ? [['--tm-types', '-d']] :
+        [['--ds-types', '-d'], ['--system-ds-types', '-s']]
+opts = GetoptLong.new(['--threads', '-t', GetoptLong::OPTIONAL_ARGUMENT],
+                      *lists.map { |l, s| [l, s, GetoptLong::OPTIONAL_ARGUMENT] },
+                      ['--timeout', '-w', GetoptLong::OPTIONAL_ARGUMENT])
+opts.each { |o, arg| puts "#{o} #{arg.split(',').map { |a| a.strip }.join(' ')}" if o.end_with?('types') }
+"""
+
+
+def mad_lists(text: str, section: str) -> dict[str, list[str]]:
+    proc = subprocess.run(["ruby", "-e", GETOPT, "--", *arguments(text, section)], capture_output=True,
+                          text=True, timeout=30, env={"SECTION": section, "PATH": "/usr/bin:/bin"})
+    assert proc.returncode == 0, proc.stderr
+    return {line.split()[0]: line.split()[1:] for line in proc.stdout.splitlines()}
 
 
 def test_install_appends_onemetal_to_each_list_and_nothing_else(tmp_path):
@@ -87,7 +112,7 @@ def test_dry_run_shows_the_list_edits_and_writes_nothing(tmp_path):
 
 
 def test_a_name_the_operator_listed_is_kept_by_uninstall(tmp_path):
-    mine = DEFAULT.replace("-d dummy,lvm,shared,", "-d dummy,onemetal, lvm,shared,")
+    mine = DEFAULT.replace("-d dummy,lvm,shared,", "-d dummy,onemetal,lvm,shared,")
     assert mine != DEFAULT
     path = oned(tmp_path, mine)
     out = run_install(tmp_path)
@@ -194,3 +219,13 @@ def test_uninstall_goes_on_when_oned_conf_was_removed(tmp_path):
     path.unlink()
     run_uninstall(tmp_path)
     assert not (tmp_path / "var" / install.MANIFEST).exists() and not path.exists()
+
+
+def test_oned_s_mads_read_onemetal_in_every_list_and_the_stock_names_unchanged(tmp_path):
+    path = oned(tmp_path, DEFAULT)
+    run_install(tmp_path)
+    for section, lists in (("TM_MAD", ["--tm-types"]),
+                           ("DATASTORE_MAD", ["--ds-types", "--system-ds-types"])):
+        before, after = mad_lists(DEFAULT, section), mad_lists(path.read_text(), section)
+        assert sorted(before) == sorted(after) == sorted(lists)
+        assert all(after[name] == before[name] + ["onemetal"] for name in lists)

@@ -61,6 +61,9 @@ LAB_TOOLS = {
     "virtlogd": "libvirt-daemon",
     "virsh": "libvirt-clients",
     "qemu-system-x86_64": "qemu-system-x86",
+    # How oned's one_tm/one_datastore read their oned.conf ARGUMENTS (GetoptLong): the installer's
+    # tests check its driver-list edits with it (tests/test_install_oned_lists.py).
+    "ruby": "ruby",
 }
 
 # Libraries, data files and Python modules of the lab only (never on a host): for its NFS the FSAL
