@@ -49,7 +49,7 @@ def test_cp_from_a_url_and_over_the_size_limit(lab):
     host.run(["qemu-img", "create", "-q", "-f", "qcow2", f"{www}/small.qcow2", "5M"])
     host.run(["dd", "if=/dev/zero", f"of={www}/big.raw", "bs=1M", "count=3", "status=none"])
     pid, port = map(int, host.run(["python3", "-c", SERVE, www]).stdout.split())
-    host.write_conf(conf("none") + "url_max_mb = 1\n")
+    host.write_conf(conf("none") + "url_max_mb = 1\nurl_allowed_networks = [\"127.0.0.1/32\"]\n")
     try:
         url = f"http://127.0.0.1:{port}"
         source, fmt = ok(ds(lab, "cp", doc(f"<PATH>{url}/small.qcow2</PATH>"), "40")).split(" ")

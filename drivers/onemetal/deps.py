@@ -37,6 +37,7 @@ HOST_TOOLS = {
     "mount": "mount",
     "umount": "mount",
     "chattr": "e2fsprogs",  # an immutable bare mountpoint: a lost mount can never be written
+    "prlimit": "util-linux",  # bounds qemu-img info of untrusted images (OSSN-0057)
 }
 
 # What the lab and the demo start or call to build hosts on one machine (root only).

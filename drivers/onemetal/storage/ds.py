@@ -89,16 +89,24 @@ def _wanted_format(req: Request) -> str:
 
 def _settle(req: Request, path: str) -> str:
     """The imported file's format after the stock driver's conversion to DRIVER."""
-    found = ds_image.info(path, ds_fetch.FIELD)
-    if found.others:
-        raise InputError(f"the image names other files ({', '.join(found.others)}): import it "
-                         "as one self-contained file", ds_fetch.FIELD)
+    found = self_contained(path, ds_fetch.FIELD)
     wanted = _wanted_format(req)
     if wanted and found.format != wanted:
-        ds_image.convert(path, path + ".tmp", wanted)
+        ds_image.convert(path, path + ".tmp", wanted, found.format)
         os.replace(path + ".tmp", path)
         return wanted
     return found.format
+
+
+def self_contained(path: str, field: str) -> ds_image.ImageInfo:
+    """What qemu-img reads in `path`, which must name no other file: the guest of a VM
+    using a raw image may have written a qcow2 header into it, naming any file oneadmin
+    can read (another tenant's disk) as its backing file."""
+    found = ds_image.info(path, field)
+    if found.others:
+        raise InputError(f"the image names other files ({', '.join(found.others)}): import it "
+                         "as one self-contained file", field)
+    return found
 
 
 def _copy(src: str, dst: str) -> None:
@@ -166,14 +174,15 @@ def clone(args: list[str], stdin: TextIO) -> str:
     dst = new_source(base, req.id)
     datastores.gate(dst, cfg)
     _room_for(base, -(-os.path.getsize(src) // MB), "IMAGE/PATH", cfg)
+    found = self_contained(src, "IMAGE/PATH")
     dst = _unused(base, req.id)
     os.makedirs(base, exist_ok=True)
     try:
         if driver in ds_image.FORMATS:
-            ds_image.convert(src, dst, driver)
+            ds_image.convert(src, dst, driver, found.format)
         else:
             _copy(src, dst)
-        fmt = driver if driver in ds_image.FORMATS else ds_image.info(dst, "IMAGE/PATH").format
+        fmt = driver if driver in ds_image.FORMATS else found.format
     except BaseException:
         _remove(dst)
         raise

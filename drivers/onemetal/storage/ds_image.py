@@ -15,6 +15,9 @@ from onemetal.record import value
 from onemetal.run import Runner
 
 FORMATS = ("raw", "qcow2")
+# qemu-img info of a crafted image can take unbounded memory and CPU (CVE-2015-5162,
+# OSSN-0057): as OpenStack does, it runs with 1 GiB of address space and 30 s of CPU.
+LIMITS = ("prlimit", f"--as={1 << 30}", "--cpu=30", "--")
 # Reading a header is quick; a create or a convert of a large image is not.
 INFO_TIMEOUT = 60.0
 WRITE_TIMEOUT = 3600.0
@@ -44,14 +47,32 @@ def _named_files(data: object) -> set[str]:
     return found
 
 
-def info(path: str, field: str) -> ImageInfo:
-    """The image's format (luks reported as raw, as the stock driver does) and virtual size."""
-    result = Runner().run(["qemu-img", "info", "--output=json", path], timeout=INFO_TIMEOUT,
-                          check=False)
+def read(path: str, field: str, chain: bool = False, where: str = "") -> list[dict]:
+    """qemu-img's JSON of `path` (with --backing-chain: of every file of its chain), read
+    under LIMITS and with -U, since a running VM may hold the image open."""
+    argv = [*LIMITS, "qemu-img", "info", "-U", "--output=json",
+            *(["--backing-chain"] if chain else []), path]
+    result = Runner(where=where).run(argv, timeout=INFO_TIMEOUT, check=False)
     if result.returncode != 0:
         reason = (result.stderr.strip().splitlines() or ["no output"])[-1]
         raise InputError(f"qemu-img cannot read {path}: {reason}", field)
-    data = json.loads(result.stdout)
+    try:
+        data = json.loads(result.stdout)
+    except ValueError:
+        raise InputError(f"qemu-img's report on {path} is not JSON", field) from None
+    return [d for d in (data if isinstance(data, list) else [data]) if isinstance(d, dict)]
+
+
+def named_files(data: dict) -> set[str]:
+    """The files one chain element names besides itself, as absolute paths."""
+    own = str(data.get("filename", ""))
+    base = own.rpartition("/")[0] or "/"
+    return {f if f.startswith("/") else f"{base}/{f}" for f in _named_files(data) if f != own}
+
+
+def info(path: str, field: str) -> ImageInfo:
+    """The image's format (luks reported as raw, as the stock driver does) and virtual size."""
+    [data] = read(path, field)[:1] or [{}]
     fmt = str(data.get("format", ""))
     if not fmt:
         raise InputError(f"unknown image format of {path}", field)
@@ -72,8 +93,11 @@ def create(path: str, fmt: str, size_mb: int) -> None:
                  timeout=WRITE_TIMEOUT)
 
 
-def convert(src: str, dst: str, fmt: str) -> None:
-    Runner().run(["qemu-img", "convert", "-O", fmt, src, dst], timeout=WRITE_TIMEOUT)
+def convert(src: str, dst: str, fmt: str, src_fmt: str) -> None:
+    """`src`, read as `src_fmt` (never probed again: the format checked is the one read), as
+    `fmt` in `dst`."""
+    Runner().run(["qemu-img", "convert", "-f", src_fmt, "-O", fmt, src, dst],
+                 timeout=WRITE_TIMEOUT)
 
 
 def create_overlay(backing: str, path: str) -> None:

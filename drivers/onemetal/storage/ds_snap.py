@@ -77,7 +77,7 @@ def snap_revert(args: list[str], stdin: TextIO) -> None:
 def snap_flatten(args: list[str], stdin: TextIO) -> None:
     req, src, snap = _target(args, stdin)
     if req.text("IMAGE/FORMAT") == "qcow2":
-        ds_image.convert(snap, f"{src}.tmp", "qcow2")
+        ds_image.convert(snap, f"{src}.tmp", "qcow2", "qcow2")
         os.replace(f"{src}.tmp", src)
     else:
         os.replace(snap, src)

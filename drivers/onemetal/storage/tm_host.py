@@ -11,7 +11,6 @@ to `.` so snapshot chains resolve from both places.
 
 from __future__ import annotations
 
-import json
 import os
 
 TYPE_CHECKING = False
@@ -28,7 +27,6 @@ from onemetal.storage.datastores import gate, inside
 
 # A full copy or conversion of an image may take long; a hung share still ends it.
 COPY_TIMEOUT = 3600.0
-FORMATS = ("raw", "qcow2")
 
 
 def _runner(cfg: Config, timeout: float | None = None) -> Runner:
@@ -45,13 +43,11 @@ def open_vm_dir(target: tm_args.Target, cfg: Config) -> None:
     os.makedirs(target.vm_dir, exist_ok=True)
 
 
-def image_format(path: str, cfg: Config) -> str:
-    """The format qemu-img reads in `path` (-U: a running VM may hold the image open)."""
-    out = _runner(cfg).run(["qemu-img", "info", "-U", "--output=json", path]).stdout
-    fmt = str(json.loads(out).get("format", ""))
-    if fmt not in FORMATS:
-        raise InputError(f"{path} holds a {fmt or 'unknown'} image (raw or qcow2 only)", "SRC")
-    return fmt
+def image_format(path: str, cfg: Config, vm_dir: str | None = None) -> str:
+    """The format qemu-img reads in `path`, whose chain names no file it may not (tm_image)."""
+    from onemetal.storage.tm_image import checked_format
+
+    return checked_format(path, cfg, "SRC", vm_dir)
 
 
 def _overlay(src: str, fmt: str, dst: str, cfg: Config) -> None:
@@ -154,6 +150,6 @@ def cpds(args: Sequence[str], stdin: TextIO) -> None:
     src = _disk(args[0], cfg, "SRC", args[2])
     dst = inside(args[1], cfg.storage.datastores_dir, "DST")
     gate(dst, cfg.storage)
-    fmt = image_format(src.path, cfg)
-    _runner(cfg, COPY_TIMEOUT).run(["qemu-img", "convert", "-q", "-U", "-O", fmt,
+    fmt = image_format(src.path, cfg, src.vm_dir)
+    _runner(cfg, COPY_TIMEOUT).run(["qemu-img", "convert", "-q", "-U", "-f", fmt, "-O", fmt,
                                     src.path, dst])
