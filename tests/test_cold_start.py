@@ -69,6 +69,12 @@ def test_host_entries_import_no_typing_logging_or_dataclasses(entry):
     assert proc.stdout.strip() == "[]"
 
 
+def test_finish_writes_what_was_buffered_and_exits_with_the_code():
+    proc = _python("import sys; from onemetal.hostcall import finish; print('out', end=''); "
+                   "sys.stderr.write('err'); finish(3)")
+    assert (proc.returncode, proc.stdout, proc.stderr) == (3, "out", "err")
+
+
 def test_config_is_parsed_once_and_again_when_the_file_changes(tmp_path):
     path = tmp_path / "onemetal.conf"
     path.write_text("[net]\nbridge = \"br-a\"\n")

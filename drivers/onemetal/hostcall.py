@@ -8,11 +8,12 @@ that runs, so a host pays for nothing else.
 from __future__ import annotations
 
 import importlib
+import os
 import sys
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Sequence, TextIO
+    from typing import NoReturn, Sequence, TextIO
 
 from onemetal.opennebula.protocol import report_error, run_action
 
@@ -85,3 +86,11 @@ def main(argv: Sequence[str], stdin: TextIO | None = None) -> int:
 
     # oned's logs name the driver's action: "pre", "cp", not the entry
     return run_action(name.removeprefix("vnm-").removeprefix("ds-"), body)
+
+
+def finish(code: int) -> NoReturn:
+    """How a host script ends once its entry returned: every file it wrote is closed and its
+    lock goes with the process, so the interpreter's teardown (about 3 ms) is skipped."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
