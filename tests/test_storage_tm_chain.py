@@ -7,6 +7,7 @@ import base64
 import json
 import os
 import subprocess
+import zlib
 
 import pytest
 
@@ -108,17 +109,43 @@ def test_delete_outside_the_vm_directory_is_refused(lab):
     assert os.path.exists(lab.host("one-0").path(IMAGE))
 
 
-def test_monitor_prints_space_and_vm_disks(lab):
+# Receives one datagram on the frontend's loopback, as monitord's UDP listener would.
+LISTENER = """import socket, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind(("127.0.0.1", 4124)); s.settimeout(30); print("ready", flush=True)
+sys.stdout.write(s.recv(65536).decode())
+"""
+
+
+def test_monitor_prints_space_and_sends_vm_disks_to_monitord(lab):
     tm(lab, "mkimage", "8", "qcow2", f"one-1:{DS}/0/44/disk.0", "44", "0")
+    fe = lab.host("one-0")
+    conf_path = fe.path("/etc/one/monitord.conf")
+    with open(conf_path, "w", encoding="ascii") as f:
+        f.write('NETWORK = [\n    MONITOR_ADDRESS = "auto",\n    PORT    = 4124,\n'
+                '    PUBKEY  = ""\n]\n')
+    os.chmod(conf_path, 0o644)
     data = ("<DS_DRIVER_ACTION_DATA><DATASTORE_LOCATION>/var/lib/one/datastores"
             "</DATASTORE_LOCATION><MONITOR_VM_DISKS>1</MONITOR_VM_DISKS></DS_DRIVER_ACTION_DATA>")
-    out = lab.ssh("one-0").run([f"{TM}/monitor", "0"], input=base64.b64encode(data.encode())
-                               .decode()).stdout.splitlines()
+    listener = subprocess.Popen(["nsenter", "-t", str(fe.anchor_pid), "-n", "python3", "-c",
+                                 LISTENER], stdout=subprocess.PIPE, text=True)
+    try:
+        assert listener.stdout.readline() == "ready\n"
+        out = lab.ssh("one-0").run([f"{TM}/monitor", "0"], input=base64.b64encode(
+            data.encode()).decode()).stdout.splitlines()
+        sent = listener.communicate(timeout=30)[0]
+    finally:
+        listener.kill()
+        os.unlink(conf_path)
+    assert len(out) == 1 and out[0].startswith("USED_MB=")   # all oned reads (ImageManager)
     used, free, total = (int(w.split("=")[1]) for w in out[0].split())
-    assert out[0].startswith("USED_MB=") and total > 0 and used + free <= total
-    vm = [line for line in out[1:] if line.startswith("VM=[ID=44,")]
+    assert total > 0 and used + free <= total
+    kind, status, oid, ts, packed = sent.split()
+    assert (kind, status, oid, ts) == ("MONITOR_VM", "SUCCESS", "-1", "0")
+    vms = zlib.decompressobj().decompress(base64.b64decode(packed)).decode()
+    vm = [w for w in vms.split("] ") if w.startswith("VM=[ID=44,")]
     assert len(vm) == 1
-    disks = base64.b64decode(vm[0].split('MONITOR="')[1].rstrip('"]')).decode()
+    disks = base64.b64decode(vm[0].split('MONITOR="')[1].rstrip('"] \n')).decode()
     assert disks.startswith("DISK_SIZE = [ ID=0, SIZE=") and "SNAPSHOT" not in disks
 
 

@@ -2,9 +2,9 @@
 
 As the stock shared/qcow2 monitor run on the frontend (no BRIDGE_LIST): the space of
 the file system holding <DATASTORE_LOCATION>/<ds_id> as `USED_MB=.. FREE_MB=.. TOTAL_MB=..`
-(df -B1M: used counts what root's reserve also holds, free what oneadmin may use),
-then, with MONITOR_VM_DISKS=1, one `VM=[ID=<vm>, MONITOR="<base64>"]` line per VM
-directory with the sizes of its disk.<i> files and their snapshots (du -mL). Every
+(df -B1M: used counts what root's reserve also holds, free what oneadmin may use), the
+only thing oned reads from stdout; with MONITOR_VM_DISKS=1, the sizes of each VM's
+disk.<i> files and their snapshots (du -mL) go to monitord (storage/tm_monitord.py). Every
 look at the share runs through storage.probe with storage.probe_timeout: a hung
 NFS server fails the monitor within the deadline instead of stalling it.
 """
@@ -73,8 +73,13 @@ def entry(args: Sequence[str], stdin: TextIO) -> str:
     lines = [f"USED_MB={space['used'] // _MB} FREE_MB={space['free'] // _MB} "
              f"TOTAL_MB={space['total'] // _MB}"]
     if (data.findtext("MONITOR_VM_DISKS") or "").strip() == "1":
-        for vm, disks in probe.in_child(lambda: vm_sizes(base), timeout, base).items():
-            if disks:
-                encoded = base64.b64encode(" ".join(disks).encode()).decode("ascii")
-                lines.append(f'VM=[ID={vm}, MONITOR="{encoded}"]')
+        from onemetal.storage import tm_monitord
+
+        tm_monitord.send(vm_lines(probe.in_child(lambda: vm_sizes(base), timeout, base)))
     return "\n".join(lines) + "\n"
+
+
+def vm_lines(sizes: dict[str, list[str]]) -> list[str]:
+    """`VM=[ID=<vm>, MONITOR="<base64>"]` per VM with disks: what monitord's MONITOR_VM reads."""
+    return [f'VM=[ID={vm}, MONITOR="{base64.b64encode(" ".join(disks).encode()).decode()}"]'
+            for vm, disks in sizes.items() if disks]
