@@ -66,7 +66,10 @@ def test_host_entries_import_no_typing_logging_or_dataclasses(entry):
                    "print(sorted(m for m in ('typing', 'logging', 'dataclasses', 'inspect', 'lxml') "
                    "if m in sys.modules))")
     assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.strip() == "[]"
+    # Only the KVM driver loads libvirt-python (which imports typing) and lxml (inspect), as
+    # issue 11 allows for its domain XML; no other entry pays for them.
+    vmm = module.startswith("onemetal.vmm.")
+    assert proc.stdout.strip() == ("['inspect', 'lxml', 'typing']" if vmm else "[]")
 
 
 def test_finish_writes_what_was_buffered_and_exits_with_the_code():

@@ -108,7 +108,7 @@ def test_uninstall_reverses_install_but_keeps_an_edited_conf(tmp_path):
     install.install(layout(tmp_path), dry_run=False, apply_oned_conf=False, out=[])
     conf = tmp_path / "etc" / "onemetal.conf"
     conf.write_text(conf.read_text() + "\n# site tuning\n")
-    (tmp_path / "var" / "remotes" / "vmm").mkdir()
+    (tmp_path / "var" / "remotes" / "vmm").mkdir(exist_ok=True)  # holds vmm/onemetal too
     (tmp_path / "var" / "remotes" / "vmm" / "stock").write_text("not ours")
     result = cli("uninstall", "--prefix", str(tmp_path / "var"), "--etc", str(tmp_path / "etc"))
     assert result.exit_code == 0, result.output

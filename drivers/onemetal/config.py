@@ -98,12 +98,27 @@ class StorageConfig:
 
 
 @value
+class VmmConfig:
+    # The libvirt connection of the KVM driver (onemetal.vmm), as OpenNebula's LIBVIRT_URI.
+    uri: str = "qemu:///system"
+    # Seconds one libvirt call may take before the action gives up waiting on libvirtd.
+    call_timeout: float = 60.0
+    # Seconds shutdown waits for the guest's ACPI shutdown before destroying it.
+    shutdown_timeout: float = 300.0
+    # Where every graphics console (VNC, SPICE) listens: a loopback or management address.
+    graphics_listen: str = "127.0.0.1"
+    # A deployment whose graphics listen elsewhere: "rewrite" it, or "refuse" to deploy.
+    graphics_policy: str = "rewrite"
+
+
+@value
 class Config:
     core: CoreConfig = field(default_factory=CoreConfig)
     ssh: SshConfig = field(default_factory=SshConfig)
     net: NetConfig = field(default_factory=NetConfig)
     nat: NatConfig = field(default_factory=NatConfig)
     storage: StorageConfig = field(default_factory=StorageConfig)
+    vmm: VmmConfig = field(default_factory=VmmConfig)
 
 
 def ssh_runner(ssh: SshConfig, host: str) -> Any:

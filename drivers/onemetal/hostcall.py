@@ -31,6 +31,8 @@ ENTRIES = {
     "vnm-update_nic": "onemetal.net.vnm:update_nic",
     "vnm-vnet_create": "onemetal.net.vnet:create",
     "vnm-vnet_delete": "onemetal.net.vnet:delete",
+    "vmm-deploy": "onemetal.vmm.deploy:deploy",
+    "vmm-cancel": "onemetal.vmm.deploy:cancel",
     "tm-clone": "onemetal.storage.tm:clone",
     "tm-ln": "onemetal.storage.tm:ln",
     "tm-mkimage": "onemetal.storage.tm:mkimage",
