@@ -27,27 +27,38 @@ from onemetal.storage.tm import on_host
 
 
 def _read(path: str, field: str, budget: int) -> bytes:
+    """A regular file's first budget+1 bytes. A symlink as the last component is refused
+    (O_NOFOLLOW: its target was checked already) and a FIFO or device neither blocks the
+    open (O_NONBLOCK) nor is read."""
+    import stat
+
     try:
-        with open(path, "rb") as f:
-            data = f.read(budget + 1)
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
     except OSError as exc:
         raise InputError(f"cannot read {path}: {exc.strerror}", field) from None
+    with os.fdopen(fd, "rb") as f:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise InputError(f"{path} is not a regular file", field)
+        data = f.read(budget + 1)
     if len(data) > budget:
         raise InputError(f"the context files exceed {MAX_FILES_BYTES >> 20} MiB", field)
     return data
 
 
 def _source(word: str, own_dir: str, datastores_dir: str) -> tuple[str, str]:
-    """(path, name on the disk) of a FILES_DS word."""
+    """(resolved path, name on the disk) of a FILES_DS word."""
     if word.startswith(("http://", "https://")):
         raise InputError(f"{word!r}: URLs are not fetched into a context disk", "CONTEXT/FILES_DS")
     path, _, name = word.partition(":")
     field = "CONTEXT/FILES_DS"
     if os.path.dirname(os.path.normpath(path)) == own_dir and ".." not in path.split("/"):
-        checked = os.path.normpath(path)
+        checked, root = os.path.normpath(path), own_dir
     else:
-        checked = inside(path, datastores_dir, field)
-    return checked, file_name(name or os.path.basename(checked))
+        checked, root = inside(path, datastores_dir, field), datastores_dir
+    # Checked again once resolved: a symlink in a datastore may point at any file of the
+    # frontend, or at another tenant's.
+    real = inside(os.path.realpath(checked), os.path.realpath(root), field)
+    return real, file_name(name or os.path.basename(checked))
 
 
 def request(words: Sequence[str], datastores_dir: str) -> str:
