@@ -1,5 +1,6 @@
 """The transfer driver's write-gate, action by action: with the datastores not on the share their
-profile wants (profile "lab" and nothing mounted; profile "efs" and a tmpfs there), every action
+profile wants (profile "lab" with the share unmounted, or a directory of the root disk mounted
+there; profile "efs" and a tmpfs there), every action
 that writes fails naming the path and the policy, and the host that would have written keeps its
 datastores exactly as they were."""
 
@@ -96,6 +97,24 @@ def assert_all_refused(lab, policy: str, why: str) -> None:
 def test_profile_lab_without_its_mount_refuses_every_write(lab):
     with profiles(lab, one_0="lab", one_1="lab"):
         assert_all_refused(lab, "lab", "), not an NFS share (want fuse.*)")
+
+
+def test_profile_lab_refuses_every_write_with_the_share_unmounted(lab):
+    """The host's datastores directory bare, as after a lost mount: it stays as it is."""
+    host = lab.host("one-1")
+    host.run(["umount", DS])
+    try:
+        before = tree(lab, "one-1")
+        assert "0/60/disk.0" not in before                     # the share is gone here
+        with profiles(lab, one_0="lab", one_1="lab"):
+            for action, args, path in WRITES:
+                result = tm(lab, action, *args, check=False)
+                assert result.returncode != 0, (action, result.stdout)
+                assert f"{path}: refusing to write (lab policy): {path} is on /" in result.stderr, \
+                    (action, result.stderr)
+                assert tree(lab, "one-1") == before, action
+    finally:
+        host.run(["mount", "--bind", os.path.join(lab.workdir, "shared-datastores"), DS])
 
 
 def test_profile_efs_refuses_a_tmpfs_at_the_datastores_path(lab):
