@@ -4,8 +4,8 @@ libvirt-python's calls block in C (they release the GIL), and a hung libvirtd
 (stopped, deadlocked, its socket backlog full) never answers: the connection's
 keepalive needs an event loop and only detects a dead peer. So each call runs in
 a daemon thread the action waits on with join(timeout); at the deadline the
-action fails and exits, and the thread dies with the process (costs ~0.1 ms a
-call, see docs/vmm.md). A libvirt error becomes one VmmError naming the
+action fails and exits, and the thread dies with the process (0.1-0.25 ms a
+call here, see docs/vmm.md). A libvirt error becomes one VmmError naming the
 operation and the domain.
 """
 
@@ -51,7 +51,7 @@ def call(fn: Callable[..., Any], *args: Any, what: str, domain: str, timeout: fl
                        f"(vmm.call_timeout)", domain)
     error = box.get("error")
     if isinstance(error, libvirt.libvirtError):
-        raise VmmError(f"{what}: {error.get_error_message() or error}", domain) from None
+        raise VmmError(f"{what}: {error}", domain) from None  # str() holds the details
     if error is not None:
         raise error
     return box.get("value")
