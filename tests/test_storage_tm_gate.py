@@ -1,8 +1,7 @@
 """The transfer driver's write-gate, action by action: with the datastores not on the share their
 profile wants (profile "lab" with the share unmounted, or a directory of the root disk mounted
-there; profile "efs" and a tmpfs there), every action
-that writes fails naming the path and the policy, and the host that would have written keeps its
-datastores exactly as they were."""
+there; profile "efs" and a tmpfs there), every action that writes fails naming the path and the
+policy, and the host that would have written keeps its datastores exactly as they were."""
 
 from __future__ import annotations
 
