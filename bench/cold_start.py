@@ -17,6 +17,10 @@ end, teardown included; post, which needs the VM's taps, to the check that refus
 it here (the last step before the host lock and the first command). The configuration is a temporary onemetal.conf whose state_dir is a temporary
 directory (and net.underlay_mtu = 1500), so nothing outside it is read or written;
 nat-apply runs with --dry-run.
+The storage entries (bench/cold_start_samples.py) run through their driver's links
+(remotes/datastore/onemetal, remotes/tm/onemetal) or, for a transfer's host side, through
+call, on a datastores_dir in that directory with the write-gate's profile "none"; those that
+run no command (monitor, rm, ...) change files only there, put back before every run.
 
     bench/cold_start.py [--runs N] [--only ENTRY ...] [--tree DIR]
 
@@ -36,11 +40,13 @@ import tempfile
 import time
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
-sys.path.insert(0, os.path.join(REPO, "drivers"))
+sys.path[:0] = [os.path.join(REPO, "drivers"), os.path.dirname(os.path.abspath(__file__))]  # -I
 
 from onemetal import hostcall  # noqa: E402
 from onemetal.lab import samples  # noqa: E402
 from onemetal.run import BENCH_STOP, BENCH_STOP_CODE  # noqa: E402
+
+import cold_start_samples as storage  # noqa: E402
 
 PYTHON = "/usr/bin/python3"
 # post needs the VM's taps, which only a host running the VM has: it is timed up to that check.
@@ -49,6 +55,10 @@ GOAL = 2.5
 CALL = ("remotes", "onemetal", "call")
 VNM = ("remotes", "vnm", "ovswitch_vxlan_unicast")
 PROBE = ("remotes", "im", "kvm-probes.d", "host", "system", "onemetal_mesh")
+DS = ("remotes", "datastore", "onemetal")
+TM = ("remotes", "tm", "onemetal")
+# Where cases() without a directory puts the samples' files (only the entries' names are used then)
+NO_TMP = os.path.join(tempfile.gettempdir(), "onemetal-bench")
 
 
 def _vm_payload() -> str:
@@ -80,8 +90,25 @@ def _vnet_payload() -> str:
                        "<VLAN_ID_AUTOMATIC>0</VLAN_ID_AUTOMATIC><TEMPLATE/></VNET>") + "\n"
 
 
-def cases(tree: str = REPO) -> dict[str, tuple[list[str], str | None]]:
-    """Entry (or "probe") -> (argv after the interpreter, stdin), for the remotes of `tree`."""
+def _storage(tree: str, tmp: str) -> dict[str, tuple[list[str], str]]:
+    """The storage entries, run as oned runs them: ds-* and tm-* through their driver's links,
+    the host side of a transfer (tm-host-*) through call, as the frontend's ssh runs it."""
+    out = {f"ds-{a}": ([os.path.join(tree, *DS, a), *args], stdin)
+           for a, (args, stdin) in storage.ds(tmp).items()}
+    tm_stdin = storage.tm_stdin(tmp)
+    out |= {f"tm-{a}": ([os.path.join(tree, *TM, a), *args], tm_stdin.get(a, ""))
+            for a, args in storage.tm(tmp).items()}
+    out |= {f"tm-host-{a}": ([os.path.join(tree, *CALL), f"tm-host-{a}", *args], stdin)
+            for a, (args, stdin) in storage.tm_host(tmp).items()}
+    out["mount-ensure"] = ([os.path.join(tree, *CALL), "mount-ensure", "1", "--source",
+                            "10.0.0.9:/export"], "")
+    out["storage-doctor"] = ([os.path.join(tree, *CALL), "storage-doctor"], "")
+    return out
+
+
+def cases(tree: str = REPO, tmp: str = NO_TMP) -> dict[str, tuple[list[str], str | None]]:
+    """Entry (or "probe") -> (argv after the interpreter, stdin), for the remotes of `tree`;
+    the storage samples' files in `tmp` (storage.prepare makes them)."""
     vm = _vm_payload()
     pool = samples.b64(samples.host_pool_xml([(0, "one-0", "10.0.0.41"), (1, "one-1", "10.0.0.42"),
                                               (2, "one-2", "10.0.0.43")])) + "\n"
@@ -92,8 +119,11 @@ def cases(tree: str = REPO) -> dict[str, tuple[list[str], str | None]]:
              "mesh-peers": pool, "mesh-health": "", "nat-apply": _nat_state(), "probe": ""}
     args = {"mesh-peers": ["one-1"], "nat-apply": ["--dry-run"]}
     out: dict[str, tuple[list[str], str | None]] = {}
+    stored = _storage(tree, tmp)
     for entry in hostcall.ENTRIES:
-        if entry.startswith("vnm-"):
+        if entry in stored:
+            out[entry] = stored[entry]
+        elif entry.startswith("vnm-"):
             action = entry.removeprefix("vnm-")
             payload = _vnet_payload() if action.startswith("vnet_") else vm
             out[entry] = ([os.path.join(tree, *VNM, action), *vnm_args[action]], payload)
@@ -103,6 +133,16 @@ def cases(tree: str = REPO) -> dict[str, tuple[list[str], str | None]]:
                           stdin.get(entry))
     out["probe"] = ([os.path.join(tree, *PROBE)], "")
     return out
+
+
+def write_conf(tmp: str) -> str:
+    """The benchmark's onemetal.conf in `tmp`: every directory it names is in `tmp` too."""
+    conf = os.path.join(tmp, "onemetal.conf")
+    with open(conf, "w", encoding="utf-8") as f:
+        # underlay_mtu set: a host with no pushed peer list yet still knows its MTU
+        f.write(f'[core]\nstate_dir = "{tmp}/state"\n[net]\nunderlay_mtu = 1500\n'
+                + storage.conf(tmp))
+    return conf
 
 
 def once(argv: list[str], stdin: str, env: dict[str, str]) -> tuple[float, subprocess.CompletedProcess[str]]:
@@ -130,23 +170,23 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--only", nargs="*", help="entries to measure (default: all)")
     parser.add_argument("--tree", default=REPO, help="the checkout whose remotes to run")
     opts = parser.parse_args(argv)
-    chosen = {k: v for k, v in cases(opts.tree).items() if not opts.only or k in opts.only}
-    todo = {k: (args, stdin) for k, (args, stdin) in chosen.items() if stdin is not None}
     with tempfile.TemporaryDirectory(prefix="onemetal-bench-") as tmp:
-        conf = os.path.join(tmp, "onemetal.conf")
-        with open(conf, "w", encoding="utf-8") as f:
-            # underlay_mtu set: a host with no pushed peer list yet still knows its MTU
-            f.write(f'[core]\nstate_dir = "{tmp}/state"\n[net]\nunderlay_mtu = 1500\n')
+        chosen = {k: v for k, v in cases(opts.tree, tmp).items() if not opts.only or k in opts.only}
+        todo = {k: (args, stdin) for k, (args, stdin) in chosen.items() if stdin is not None}
+        conf = write_conf(tmp)
+        storage.prepare(tmp)
         env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "ONEMETAL_CONF": conf,
                BENCH_STOP: "1"}
         bare_argv = [PYTHON, "-c", "pass"]
         times: dict[str, list[float]] = {name: [] for name in ["bare", *todo]}
         ends: dict[str, str] = {}
         for name, (args, stdin) in todo.items():  # warm the page cache; check each one works
+            storage.prepare(tmp)
             ends[name] = outcome(name, once([PYTHON, "-I", *args], stdin, env)[1])
         for _ in range(opts.runs):  # interleaved, so a burst of load hits every entry alike
             times["bare"].append(once(bare_argv, "", env)[0])
             for name, (args, stdin) in todo.items():
+                storage.prepare(tmp)  # what the last run of an entry removed, back (not timed)
                 elapsed, proc = once([PYTHON, "-I", *args], stdin, env)
                 outcome(name, proc)
                 times[name].append(elapsed)

@@ -104,13 +104,45 @@ def test_the_bench_covers_every_host_entry_and_the_probe():
     assert lazylog.getLogger("x").name == "x"
 
 
-@pytest.mark.parametrize("entry", ["describe-vm", "vnm-pre", "nat-apply", "probe"])
+@pytest.mark.parametrize("entry", ["describe-vm", "vnm-pre", "nat-apply", "probe", "ds-cp", "ds-rm",
+                                   "tm-clone", "tm-host-context", "mount-ensure"])
 def test_the_bench_runs_each_entry_to_its_stop(entry):
     proc = subprocess.run([sys.executable, os.path.join(REPO, "bench", "cold_start.py"), "--runs", "1",
                            "--only", entry], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     line = next(l for l in proc.stdout.splitlines() if l.startswith(entry + " "))
     assert ("stopped before" in line) or ("ran to its end" in line)
+
+
+STORAGE = [e for e in hostcall.ENTRIES if e.startswith(("ds-", "tm-", "mount-", "storage-"))]
+
+
+@pytest.fixture(scope="module")
+def storage_samples(tmp_path_factory):
+    """The bench's storage cases with their files, and its configuration, in a temporary directory."""
+    import cold_start
+
+    tmp = str(tmp_path_factory.mktemp("bench"))
+    return cold_start.cases(REPO, tmp), tmp, cold_start.write_conf(tmp)
+
+
+@pytest.mark.parametrize("entry", STORAGE)
+def test_storage_actions_import_nothing_heavy_up_to_their_first_command(entry, storage_samples):
+    """What an action imports as it runs (not only its module): -X importtime lists every module."""
+    import cold_start_samples
+
+    cases, tmp, conf = storage_samples
+    cold_start_samples.prepare(tmp)
+    args, stdin = cases[entry]
+    proc = subprocess.run(["/usr/bin/python3", "-I", "-X", "importtime", *args], input=stdin,
+                          capture_output=True, text=True, timeout=60,
+                          env={"PATH": "/usr/bin:/bin", "ONEMETAL_CONF": conf, BENCH_STOP: "1"})
+    assert proc.returncode in (0, BENCH_STOP_CODE), proc.stderr[-2000:]
+    imported = {line.rpartition("|")[2].strip() for line in proc.stderr.splitlines()
+                if line.startswith("import time:")}
+    assert "onemetal.hostcall" in imported  # the listing is there: the check can see imports
+    assert imported.isdisjoint({"typing", "logging", "dataclasses", "inspect", "urllib.request",
+                                "http.client", "ssl", "subprocess"})
 
 
 def test_flow_cookies_are_still_sha256_of_the_flow_without_hashlib():
