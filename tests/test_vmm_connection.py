@@ -45,8 +45,9 @@ def test_a_call_that_does_not_return_fails_at_the_deadline() -> None:
 
 
 def test_an_unreachable_uri_is_one_error_naming_the_connection() -> None:
-    with pytest.raises(VmmError, match=r"one-5: connect to qemu\+unix:///system\?socket=/nonexistent"):
-        Connection("qemu+unix:///system?socket=/nonexistent/sock", 5.0).lookup("one-5")
+    uri = "qemu+unix:///system?socket=/nonexistent/sock"
+    with pytest.raises(VmmError, match=r"^one-5: connect to qemu\+unix:///system\?socket=/non"):
+        Connection(uri, 5.0).lookup("one-5")
 
 
 def test_other_errors_pass_through_unchanged() -> None:
