@@ -11,7 +11,6 @@ partial file is removed on any failure.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import time
 
@@ -144,6 +143,8 @@ def remote_size_mb(url: str, cfg: StorageConfig) -> int:
 
 
 def digest(path: str, algorithm: str = "md5") -> str:
+    import hashlib  # only export and a checksum check read a whole image
+
     found = hashlib.new(algorithm, usedforsecurity=False)
     with open(path, "rb") as f:
         for chunk in iter(lambda: f.read(_CHUNK), b""):

@@ -8,8 +8,6 @@ its conversion) could read a file of the frontend.
 
 from __future__ import annotations
 
-import json
-
 from onemetal.errors import InputError
 from onemetal.record import value
 from onemetal.run import Runner
@@ -56,6 +54,8 @@ def read(path: str, field: str, chain: bool = False, where: str = "") -> list[di
     if result.returncode != 0:
         reason = (result.stderr.strip().splitlines() or ["no output"])[-1]
         raise InputError(f"qemu-img cannot read {path}: {reason}", field)
+    import json  # its decoder: only once qemu-img has answered
+
     try:
         data = json.loads(result.stdout)
     except ValueError:

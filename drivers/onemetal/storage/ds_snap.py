@@ -9,7 +9,6 @@ checks SOURCE against the datastore's BASE_PATH before touching anything.
 from __future__ import annotations
 
 import os
-import shutil
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -35,6 +34,8 @@ def _target(args: list[str], stdin: TextIO) -> tuple[Request, str, str]:
 
 def _remove_tree(path: str) -> None:
     if os.path.isdir(path) and not os.path.islink(path):
+        import shutil  # with bz2, lzma and zlib: only a snapshot directory needs it
+
         shutil.rmtree(path)
     elif os.path.lexists(path):
         os.unlink(path)
@@ -69,6 +70,8 @@ def snap_revert(args: list[str], stdin: TextIO) -> None:
         os.unlink(active)
         ds_image.create_overlay(snap, active)
         return
+    import shutil
+
     shutil.copyfile(snap, f"{src}.tmp")
     os.replace(f"{src}.tmp", src)
     _remove_tree(f"{src}.md5sum")
