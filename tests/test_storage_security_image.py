@@ -71,8 +71,8 @@ def test_cpds_of_a_rewritten_raw_disk_is_refused_and_of_a_clone_works(lab):
     assert os.path.isfile(lab.host("one-0").path(saved))
 
 
-def _limits_of_qemu_img_reading(path: str, deadline: float) -> str:
-    while time.monotonic() < deadline:
+def _limits_of_qemu_img_reading(path: str, deadline: float, ended: list) -> str:
+    while time.monotonic() < deadline and not ended:
         for pid in filter(str.isdigit, os.listdir("/proc")):
             try:
                 with open(f"/proc/{pid}/cmdline", "rb") as f:
@@ -83,7 +83,7 @@ def _limits_of_qemu_img_reading(path: str, deadline: float) -> str:
             except OSError:
                 continue
         time.sleep(0.05)
-    raise AssertionError(f"no qemu-img reading {path} appeared")
+    raise AssertionError(f"no qemu-img reading {path} appeared: {ended}")
 
 
 def test_qemu_img_info_of_an_untrusted_file_runs_with_bounded_memory_and_cpu(lab):
@@ -96,7 +96,7 @@ def test_qemu_img_info_of_an_untrusted_file_runs_with_bounded_memory_and_cpu(lab
         tm(lab, "clone", f"one-0:{fifo}", f"one-1:{DS}/0/53/disk.0", "53", "1", check=False)))
     clone.start()
     try:
-        limits = _limits_of_qemu_img_reading(fifo, time.monotonic() + 20)
+        limits = _limits_of_qemu_img_reading(fifo, time.monotonic() + 60, results)
     finally:
         try:  # a writer that closes at once: qemu-img reads an empty file and fails
             os.close(os.open(lab.host("one-0").path(fifo), os.O_WRONLY | os.O_NONBLOCK))

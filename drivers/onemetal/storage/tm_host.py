@@ -50,6 +50,16 @@ def image_format(path: str, cfg: Config, vm_dir: str | None = None) -> str:
     return checked_format(path, cfg, "SRC", vm_dir)
 
 
+def _room(vm_dir: str, size_mb: int, cfg: Config) -> None:
+    """Refuse a disk (or growth) larger than the free space of the VM directory's file system:
+    a sparse file of any size is created at once, and the guest could then fill the share."""
+    from onemetal.storage import probe
+
+    free = probe.space(vm_dir, cfg.storage.probe_timeout)["free"] >> 20
+    if size_mb > free:
+        raise InputError(f"{size_mb} MB is more than the {free} MB free in {vm_dir}", "DISK/SIZE")
+
+
 def _overlay(src: str, fmt: str, dst: str, cfg: Config) -> None:
     """qcow_dir_cmd's `create`: disk.<i>.snap/0 on top of the image, disk.<i> linking to it."""
     snap_dir, name = dst + ".snap", os.path.basename(dst)
@@ -98,6 +108,7 @@ def mkimage(args: Sequence[str], stdin: TextIO) -> None:
         raise InputError("a swap disk needs at least 1 MB", "DISK/SIZE")
     target = _disk(args[2], cfg, "DST", args[3])
     open_vm_dir(target, cfg)
+    _room(target.vm_dir, size, cfg)
     _runner(cfg).run(["qemu-img", "create", "-q", "-f", "raw" if fmt == "swap" else fmt,
                       target.path, f"{size}M"])
     if fmt == "swap":
@@ -113,7 +124,11 @@ def resize(args: Sequence[str], stdin: TextIO) -> None:
     target = _disk(args[0], cfg, "DST", args[2])
     size = tm_args.number(args[1], "DISK/SIZE")
     gate(target.vm_dir, cfg.storage)
-    _runner(cfg).run(["qemu-img", "resize", "-q", target.path, f"{size}M"])
+    fmt = image_format(target.path, cfg, target.vm_dir)
+    from onemetal.storage.ds_image import info
+
+    _room(target.vm_dir, size - info(target.path, "DST").virtual_mb, cfg)
+    _runner(cfg).run(["qemu-img", "resize", "-q", "-f", fmt, target.path, f"{size}M"])
 
 
 def mv(args: Sequence[str], stdin: TextIO) -> None:

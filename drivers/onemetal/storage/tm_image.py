@@ -47,6 +47,8 @@ def checked_format(path: str, cfg: Config, field: str, vm_dir: str | None = None
     chain = ds_image.read(path, field, chain=True, where="tm")
     for data in chain:
         element = os.path.realpath(str(data.get("filename", path)))
+        if not _under(element, datastores):  # e.g. a disk.<i> linking to a file of the host
+            raise InputError(f"{path} resolves to {element}, outside the datastores", field)
         for named in sorted(ds_image.named_files(data)):
             if not _allowed(element, os.path.realpath(named), real_vm, datastores):
                 raise InputError(f"{path} names {named}, a file it may not read through "
