@@ -40,7 +40,7 @@ def prepare(tmp: str) -> None:
     for path, size in ((p["image"], MB), (p["rm"], MB), (p["snapped"], MB),
                        (p["snapped"] + ".snap/0", MB), (p["snapped"] + ".snap/1", MB),
                        (p["vm_dir"] + "/disk.0.snap/0", MB), (p["vm_dir"] + "/disk.0.snap/1", MB),
-                       (p["import"], MB)):
+                       (p["import"], 64 << 10)):  # cp copies it before its first command
         if not os.path.exists(path):
             os.makedirs(os.path.dirname(path), exist_ok=True)
             with open(path, "wb") as f:

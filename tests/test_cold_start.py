@@ -153,3 +153,16 @@ def test_flow_cookies_are_still_sha256_of_the_flow_without_hashlib():
     flow = Flow(10, 100, "tun_id=5,dl_dst=02:00:00:00:00:01", "output:3", group=7)
     digest = hashlib.sha256(b"10|100|tun_id=5,dl_dst=02:00:00:00:00:01|output:3").digest()
     assert flow.cookie == OWNED | (7 << 32) | int.from_bytes(digest[:4], "big")
+
+
+def test_a_new_image_source_is_still_the_stock_md5_without_hashlib():
+    proc = _python("import sys, time; from onemetal.storage.ds import new_source; "
+                   "t = int(time.time()); s = new_source('/ds/1', 7); "
+                   "print(t, s, 'hashlib' in sys.modules, '_hashlib' in sys.modules)")
+    import hashlib
+
+    epoch, source, *loaded = proc.stdout.split()
+    assert loaded == ["False", "False"], proc.stderr
+    # the stock generate_image_path: md5 of "<epoch>:<id>\n" (a second may pass in between)
+    assert source in {f"/ds/1/{hashlib.md5(f'{e}:7{chr(10)}'.encode()).hexdigest()}"
+                      for e in (int(epoch), int(epoch) + 1)}
