@@ -11,7 +11,6 @@ backing file (qemu-img rebase copies what they would lose).
 
 from __future__ import annotations
 
-import json
 import os
 
 TYPE_CHECKING = False
@@ -43,6 +42,8 @@ def _layout(args: Sequence[str], entry: str) -> tuple[Config, tm_args.Target, in
 
 
 def _backing(path: str, cfg: Config) -> str | None:
+    import json  # its decoder: only once qemu-img has answered
+
     out = _runner(cfg).run(["qemu-img", "info", "-U", "--output=json", path]).stdout
     backing = json.loads(out).get("backing-filename")
     return str(backing) if backing else None
@@ -104,4 +105,6 @@ def snap_delete(args: Sequence[str], stdin: TextIO) -> None:
 def _format(backing: str, snap_dir: str, cfg: Config) -> str:
     out = _runner(cfg).run(["qemu-img", "info", "-U", "--output=json",
                             os.path.join(snap_dir, backing)]).stdout
+    import json
+
     return str(json.loads(out)["format"])
