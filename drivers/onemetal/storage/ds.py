@@ -198,7 +198,11 @@ def clone(args: list[str], stdin: TextIO) -> str:
 def _tree_mb(path: str) -> int:
     total = 0
     for top, _dirs, files in os.walk(path):
-        total += sum(os.lstat(os.path.join(top, f)).st_size for f in files)
+        for name in files:
+            try:
+                total += os.lstat(os.path.join(top, name)).st_size
+            except FileNotFoundError:
+                continue  # gone while walking, as du skips it
     return -(-total // MB)
 
 
@@ -217,6 +221,8 @@ def stat(args: list[str], stdin: TextIO) -> str:
         except probe.ProbeTimeout:
             raise InputError(f"{path} is too large to measure within storage.probe_timeout "
                              f"({cfg.probe_timeout:g} s)", ds_fetch.FIELD) from None
+        except probe.ProbeFailed as exc:
+            raise InputError(f"cannot measure {path}: {exc}", ds_fetch.FIELD) from None
     return str(ds_image.info(path, ds_fetch.FIELD).virtual_mb)
 
 
