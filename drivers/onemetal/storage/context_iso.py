@@ -13,7 +13,6 @@ import base64
 import binascii
 import json
 import os
-import tempfile
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -88,6 +87,8 @@ def entry(args: Sequence[str], stdin: TextIO) -> None:
         values = context.with_mtu(values, overlay_mtu(cfg))
     text = context.render(values)
     open_vm_dir(target, cfg)
+    import tempfile  # with shutil, random, bz2 and lzma: not for the frontend's tm-context
+
     with tempfile.TemporaryDirectory(prefix="onemetal-context-") as work:
         with open(os.path.join(work, "context.sh"), "w", encoding="utf-8") as f:
             f.write(text)
