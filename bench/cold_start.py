@@ -20,7 +20,8 @@ nat-apply runs with --dry-run.
 The storage entries (bench/cold_start_samples.py) run through their driver's links
 (remotes/datastore/onemetal, remotes/tm/onemetal) or, for a transfer's host side, through
 call, on a datastores_dir in that directory with the write-gate's profile "none"; those that
-run no command (monitor, rm, ...) change files only there, put back before every run.
+run no command (monitor, rm, ...) change files only there, put back before every run;
+the KVM driver's (vmm-*) through remotes/vmm/onemetal, on libvirt's test driver.
 
     bench/cold_start.py [--runs N] [--only ENTRY ...] [--tree DIR]
 
@@ -57,6 +58,7 @@ VNM = ("remotes", "vnm", "ovswitch_vxlan_unicast")
 PROBE = ("remotes", "im", "kvm-probes.d", "host", "system", "onemetal_mesh")
 DS = ("remotes", "datastore", "onemetal")
 TM = ("remotes", "tm", "onemetal")
+VMM = ("remotes", "vmm", "onemetal")
 # Where cases() without a directory puts the samples' files (only the entries' names are used then)
 NO_TMP = os.path.join(tempfile.gettempdir(), "onemetal-bench")
 
@@ -102,6 +104,8 @@ def _storage(tree: str, tmp: str) -> dict[str, tuple[list[str], str]]:
             for a, (args, stdin) in storage.tm_host(tmp).items()}
     out["mount-ensure"] = ([os.path.join(tree, *CALL), "mount-ensure", "1", "--source",
                             "10.0.0.9:/export"], "")
+    out |= {f"vmm-{a}": ([os.path.join(tree, *VMM, a), *args], stdin)
+            for a, (args, stdin) in storage.vmm(tmp).items()}
     out["storage-doctor"] = ([os.path.join(tree, *CALL), "storage-doctor"], "")
     return out
 

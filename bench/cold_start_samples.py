@@ -1,10 +1,13 @@
-"""Sample inputs of the storage entries for bench/cold_start.py: as oned and the TM driver send them.
+"""Sample inputs of the storage and KVM entries for bench/cold_start.py, as oned and the TM driver
+send them.
 
 Every path lies in the benchmark's temporary directory: its datastores_dir is
 `<tmp>/datastores` with the write-gate's profile "none" (no share to look for), so an
 action runs as in production, up to its first command (qemu-img, ssh, genisoimage, ...),
 and one that runs none (monitor, rm, the snapshot actions of a raw image) changes files
 only there. `prepare` puts back, before every round, the files such an action removes.
+The KVM driver's actions (vmm-*) run on libvirt's test driver (test:///default), inside the
+process: deploy and cancel run to their end, and no libvirtd is asked.
 """
 
 from __future__ import annotations
@@ -18,13 +21,16 @@ DS = "100"  # the image datastore
 SYS = "0"  # the system datastore
 VM = "42"
 MB = 1 << 20
+DEPLOYMENT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "data", "vmm",
+                          "deployment.0")
 
 
 def conf(tmp: str) -> str:
     """The [storage] section of the benchmark's onemetal.conf."""
     # datastore 1 is an NFS share, for mount-ensure to mount
+    # libvirt's test driver: in this process, nothing of a host's libvirtd is touched
     return (f'[storage]\ndatastores_dir = "{tmp}/datastores"\nprofile = "none"\n'
-            'datastore_profiles = ["1=nfs"]\n')
+            'datastore_profiles = ["1=nfs"]\n[vmm]\nuri = "test:///default"\n')
 
 
 def _paths(tmp: str) -> dict[str, str]:
@@ -46,6 +52,10 @@ def prepare(tmp: str) -> None:
             with open(path, "wb") as f:
                 f.truncate(size)
     os.makedirs(p["vm_dir"] + "/moved", exist_ok=True)
+    if not os.path.exists(p["vm_dir"] + "/vm.xml"):  # what oned writes before deploy
+        with open(p["vm_dir"] + "/vm.xml", "w", encoding="utf-8") as f:
+            f.write(samples.vnm_vm_xml(int(VM), "one-1", [samples.SampleNic(
+                0, "192.168.0.10", "02:00:c0:a8:00:0a", mtu=1400)]))
     # the qcow2 driver's layout of a cloned disk (storage/tm_host.py)
     for link, to in (("disk.0", "disk.0.snap/0"), ("disk.0.snap/disk.0.snap", ".")):
         if not os.path.lexists(f"{p['vm_dir']}/{link}"):
@@ -113,6 +123,15 @@ def tm_stdin(tmp: str) -> dict[str, str]:
     return {"monitor": samples.b64(f"<DS_DRIVER_ACTION_DATA><DATASTORE_LOCATION>{base}"
                                    "</DATASTORE_LOCATION><MONITOR_VM_DISKS>0</MONITOR_VM_DISKS>"
                                    "</DS_DRIVER_ACTION_DATA>")}
+
+
+def vmm(tmp: str) -> dict[str, tuple[list[str], str]]:
+    """vmm-<action> -> (argv after the script, stdin): the domain XML of tests/data/vmm."""
+    with open(DEPLOYMENT, encoding="utf-8") as f:
+        domain = f.read().replace("one-7", f"one-{VM}")
+    host = "one-1"
+    return {"deploy": ([f"{_paths(tmp)['vm_dir']}/deployment.0", host, VM, host], domain),
+            "cancel": ([f"one-{VM}", host, VM, host], "")}
 
 
 def tm_host(tmp: str) -> dict[str, tuple[list[str], str]]:

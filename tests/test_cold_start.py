@@ -105,7 +105,7 @@ def test_the_bench_covers_every_host_entry_and_the_probe():
 
 
 @pytest.mark.parametrize("entry", ["describe-vm", "vnm-pre", "nat-apply", "probe", "ds-cp", "ds-rm",
-                                   "tm-clone", "tm-host-context", "mount-ensure"])
+                                   "tm-clone", "tm-host-context", "mount-ensure", "vmm-deploy"])
 def test_the_bench_runs_each_entry_to_its_stop(entry):
     proc = subprocess.run([sys.executable, os.path.join(REPO, "bench", "cold_start.py"), "--runs", "1",
                            "--only", entry], capture_output=True, text=True, timeout=120)
