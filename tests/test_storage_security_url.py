@@ -12,7 +12,7 @@ import time
 
 import pytest
 from conftest import installed_lab
-from test_storage_ds import BASE, HOST, conf, doc, ds, files
+from test_storage_ds import BASE, DS_DIR, HOST, conf, doc, ds, files
 
 PORT = 8088
 _SERVER = r"""
@@ -24,7 +24,7 @@ class H(http.server.BaseHTTPRequestHandler):
             self.send_header("Location", self.path[4:])
             self.end_headers()
             return
-        body = b"secret-" + self.path.encode() + b"\0" * 4096
+        body = b"secret-" + self.path.encode() + b"\0" * (4 << 20 if "big" in self.path else 4096)
         self.send_response(200)
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
@@ -103,3 +103,18 @@ def test_the_operator_fences_the_vpc_and_allows_a_mirror(lab):
         assert "is 127.0.0.1, an address" in inner.stderr, inner.stderr
     finally:
         host.write_conf(conf("none"))
+
+
+def test_a_download_larger_than_the_free_space_is_refused_before_it_fills_the_share(lab):
+    host, small = lab.host(HOST), f"{DS_DIR}/101"
+    host.run(["mkdir", "-p", small])
+    host.run(["mount", "-t", "tmpfs", "-o", "size=2m,uid=9869,gid=9869", "tmpfs", small])
+    try:
+        url = f"http://{host.address}:{PORT}/big"
+        result = ds(lab, "cp", doc(f"<PATH>{url}</PATH>", base=small))
+        assert result.returncode != 0
+        assert "IMAGE/PATH: the download is larger than the space free in the datastore = 2 MB" \
+            in result.stderr, result.stderr
+        assert files(lab, small) == []
+    finally:
+        host.run(["umount", small])

@@ -72,12 +72,13 @@ def _free_mb(base: str, cfg: StorageConfig) -> int:
             path = os.path.dirname(path)
 
 
-def _room_for(base: str, size_mb: int, field: str, cfg: StorageConfig) -> None:
-    """Refuse what cannot fit; the probe also fails fast on a share that does not answer, before
-    this process touches it."""
+def _room_for(base: str, size_mb: int, field: str, cfg: StorageConfig) -> int:
+    """The free MB, refusing what cannot fit; the probe also fails fast on a share that does
+    not answer, before this process touches it."""
     free = _free_mb(base, cfg)
     if size_mb > free:
         raise InputError(f"{size_mb} MB is more than the {free} MB free in {base}", field)
+    return free
 
 
 def _remove(path: str) -> None:
@@ -130,12 +131,12 @@ def cp(args: list[str], stdin: TextIO) -> str:
     dst = new_source(base, req.id)
     datastores.gate(dst, cfg)
     local_mb = 0 if ds_fetch.is_url(src) else -(-os.path.getsize(src) // MB)
-    _room_for(base, local_mb, ds_fetch.FIELD, cfg)
+    free = _room_for(base, local_mb, ds_fetch.FIELD, cfg)
     dst = _unused(base, req.id)
     os.makedirs(base, exist_ok=True)
     try:
         if ds_fetch.is_url(src):
-            ds_fetch.download(src, dst, cfg)
+            ds_fetch.download(src, dst, cfg, free)
         else:
             _copy(src, dst)
         ds_fetch.verify(req, dst)

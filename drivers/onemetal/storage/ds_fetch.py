@@ -86,15 +86,15 @@ def _opener(cfg: StorageConfig):  # noqa: ANN202 - urllib's OpenerDirector, only
     return ds_fence.opener(cfg, HttpOnly)
 
 
-def _too_large(limit: int) -> DownloadFailed:
-    return DownloadFailed(f"the download is larger than storage.url_max_mb = {limit // (1 << 20)} MB",
-                          FIELD)
+def _too_large(limit: int, what: str) -> DownloadFailed:
+    return DownloadFailed(f"the download is larger than {what} = {limit // (1 << 20)} MB", FIELD)
 
 
-def _copy_response(response, out, limit: int, deadline: float) -> None:  # noqa: ANN001
+def _copy_response(response, out, limit: int, deadline: float,  # noqa: ANN001
+                   what: str) -> None:
     length = response.headers.get("Content-Length")
     if length and length.isdigit() and int(length) > limit:
-        raise _too_large(limit)
+        raise _too_large(limit, what)
     total = 0
     while True:
         if time.monotonic() > deadline:
@@ -104,20 +104,25 @@ def _copy_response(response, out, limit: int, deadline: float) -> None:  # noqa:
             return
         total += len(chunk)
         if total > limit:
-            raise _too_large(limit)
+            raise _too_large(limit, what)
         out.write(chunk)
 
 
-def download(url: str, dst: str, cfg: StorageConfig) -> None:
-    """`url` into the new file `dst` (created exclusively), or DownloadFailed and no `dst`."""
+def download(url: str, dst: str, cfg: StorageConfig, free_mb: int | None = None) -> None:
+    """`url` into the new file `dst` (created exclusively), or DownloadFailed and no `dst`;
+    at most storage.url_max_mb, and at most the `free_mb` of the datastore: a download
+    never fills the share other tenants' images and VMs live on."""
     limit, deadline = cfg.url_max_mb << 20, time.monotonic() + cfg.url_timeout
+    what = "storage.url_max_mb"
+    if free_mb is not None and free_mb << 20 < limit:
+        limit, what = free_mb << 20, "the space free in the datastore"
     try:
         out = open(dst, "xb")  # noqa: SIM115 - closed below; an existing file is never touched
     except OSError as exc:
         raise DownloadFailed(f"cannot create {dst}: {exc}", FIELD) from None
     try:
         with out, _opener(cfg).open(url, timeout=min(cfg.url_timeout, 60)) as response:
-            _copy_response(response, out, limit, deadline)
+            _copy_response(response, out, limit, deadline, what)
     except BaseException as exc:
         os.unlink(dst)
         if isinstance(exc, OneMetalError):
