@@ -42,10 +42,9 @@ def _layout(args: Sequence[str], entry: str) -> tuple[Config, tm_args.Target, in
 
 
 def _backing(path: str, cfg: Config) -> str | None:
-    import json  # its decoder: only once qemu-img has answered
+    from onemetal.storage.ds_image import read  # under prlimit, as every qemu-img info
 
-    out = _runner(cfg).run(["qemu-img", "info", "-U", "--output=json", path]).stdout
-    backing = json.loads(out).get("backing-filename")
+    backing = (read(path, "DST", where="tm")[:1] or [{}])[0].get("backing-filename")
     return str(backing) if backing else None
 
 
@@ -103,8 +102,7 @@ def snap_delete(args: Sequence[str], stdin: TextIO) -> None:
 
 
 def _format(backing: str, snap_dir: str, cfg: Config) -> str:
-    out = _runner(cfg).run(["qemu-img", "info", "-U", "--output=json",
-                            os.path.join(snap_dir, backing)]).stdout
-    import json
+    """The format of the file a snapshot's children are rebased onto, its chain checked."""
+    from onemetal.storage.tm_image import checked_format
 
-    return str(json.loads(out)["format"])
+    return checked_format(os.path.join(snap_dir, backing), cfg, "DST", os.path.dirname(snap_dir))
