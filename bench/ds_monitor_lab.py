@@ -139,8 +139,18 @@ def clones(lab: Lab, size_mb: int, cycles: int) -> None:
           f"(full copy {size_mb / (copy / 1000):.1f} MiB/s)")
 
 
+def _stop_on_term() -> None:
+    """A kill (SIGTERM) unwinds like Ctrl-C, so that the lab's teardown runs instead of being
+    left behind."""
+    def stop(signum: int, frame: object) -> None:
+        raise SystemExit(128 + signum)
+
+    signal.signal(signal.SIGTERM, stop)
+
+
 def run_lab(size_mb: int, cycles: int, monitor_cycles: int, timeout: float) -> int:
     started = time.perf_counter()
+    _stop_on_term()
     with installed_lab(3) as lab:
         server = nfs.start_server(lab.host(SERVER), lab.record,  # type: ignore[arg-type]
                                   owner=ONEADMIN_ID)
