@@ -130,3 +130,21 @@ def test_large_writes_land_intact_on_the_server(share) -> None:
                                capture_output=True, text=True, check=True).stdout.split()[0]
     assert here == through == on_server
     _oneadmin(lab, "rm", f"{DS}/1/blob", "/var/tmp/blob")
+
+
+def _server_sha(server: nfs.NfsServer, *parts: str) -> str:
+    return subprocess.run(["sha256sum", os.path.join(server.export_dir, *parts)],
+                          capture_output=True, text=True, check=True).stdout.split()[0]
+
+
+def test_copies_within_one_mount_land_intact_on_the_server(share) -> None:
+    lab, server = share
+    # A copy within one mount has two files open at once (the TM's full copy of a raw image);
+    # 5 MiB, whole sectors: qemu-img rounds a raw image's size up to 512 bytes.
+    lab.ssh("one-1").run(["sh", "-c", f"mkdir -p {DS}/1 && head -c {5 << 20} /dev/urandom > {DS}/1/src"])
+    _oneadmin(lab, "cp", f"{DS}/1/src", f"{DS}/1/by-cp")
+    _oneadmin(lab, "qemu-img", "convert", "-O", "raw", f"{DS}/1/src", f"{DS}/1/by-qemu")
+    want = _server_sha(server, "1", "src")
+    assert [_server_sha(server, "1", name) for name in ("by-cp", "by-qemu")] == [want, want]
+    assert os.path.getsize(os.path.join(server.export_dir, "1", "by-qemu")) == 5 << 20
+    _oneadmin(lab, "rm", f"{DS}/1/src", f"{DS}/1/by-cp", f"{DS}/1/by-qemu")

@@ -10,7 +10,10 @@ process that made the FUSE request (AUTH_SYS): files oneadmin creates are
 from __future__ import annotations
 
 import ctypes
+import itertools
+import os
 import select
+import socket
 import threading
 import time
 
@@ -20,6 +23,7 @@ WRITE_PIECE = 3072  # what one NFSv4 WRITE may carry through libnfs 4.0 (see Nfs
 WRITE_WINDOW = 64
 _U64 = ctypes.c_uint64
 _P = ctypes.c_void_p
+_CONTEXTS = itertools.count()  # numbers this process's contexts: each is its own NFSv4 client
 
 
 # void (*nfs_cb)(int err, struct nfs_context *nfs, void *data, void *private_data)
@@ -63,10 +67,15 @@ def _lib() -> ctypes.CDLL:
     lib.nfs_truncate.argtypes = [_P, ctypes.c_char_p, _U64]
     lib.nfs_ftruncate.argtypes = [_P, _P, _U64]
     lib.nfs_fchmod.argtypes = [_P, _P, ctypes.c_int]
+    lib.nfs4_set_client_name.argtypes = [_P, ctypes.c_char_p]
     lib.nfs_pwrite_async.argtypes = [_P, _P, _U64, _U64, ctypes.c_char_p, _CALLBACK, _P]
     for name in ("nfs_close", "nfs_fsync", "nfs_fstat64"):
         getattr(lib, name).argtypes = [_P, _P] + ([ctypes.POINTER(Stat64)] if "stat" in name else [])
     return lib
+
+
+def _client_name() -> str:
+    return f"lab-nfs4-{socket.gethostname()}-{os.getpid()}-{next(_CONTEXTS)}"
 
 
 class Nfs:
@@ -79,6 +88,10 @@ class Nfs:
         self.lock = threading.Lock()
         self.lib.nfs_set_version(_P(self.ctx), NFS_V4)
         self.lib.nfs_set_timeout(_P(self.ctx), timeout_ms)  # a stopped server fails calls, bounded
+        # libnfs names every context alike, and ganesha takes a second SETCLIENTID under a known
+        # name with a new verifier for a rebooted client: it expires the first context's state,
+        # whose next READ fails with NFS4ERR_EXPIRED (ERANGE), as in a copy within one mount.
+        self.lib.nfs4_set_client_name(_P(self.ctx), _client_name().encode())
         if self.lib.nfs_mount(_P(self.ctx), server.encode(), export.encode()) != 0:
             raise NfsError(f"cannot mount {server}:{export}: {self.error()}")
 
