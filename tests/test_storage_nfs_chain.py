@@ -5,6 +5,7 @@ every result checked on the server's own disk."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import time
@@ -115,6 +116,30 @@ def test_image_import_clone_context_mv_delete_land_on_the_nfs_server(share) -> N
     _ok(_ds(lab, "rm", f"<SOURCE>{source}</SOURCE>"))
     assert not os.path.exists(on_server)
 
+
+
+def _sha256(path: str) -> str:
+    with open(path, "rb") as f:
+        return hashlib.sha256(f.read()).hexdigest()
+
+
+def test_clone_of_a_raw_image_is_a_full_copy_within_the_share(share) -> None:
+    lab, server = share
+    # Both files are on the one mount: the lab client reads one while it writes the other.
+    fe = lab.ssh(FE)
+    fe.run(["mkdir", "-p", "/var/tmp/import"])
+    fe.run(["sh", "-c", f"head -c {5 << 20} /dev/urandom > /var/tmp/import/r.raw"])
+    source, fmt = _ok(_ds(lab, "cp", "<PATH>/var/tmp/import/r.raw</PATH>", "8")).split()
+    assert fmt == "raw"
+    image = _on_server(lab, os.path.normpath(source))
+    _ok(_tm(lab, "clone", f"{FE}:{source}", f"{HOST}:{DS}/0/43/disk.0", "43", "0"))
+    disk = _on_server(lab, f"{DS}/0/43/disk.0")
+    assert not os.path.islink(disk) and os.stat(disk).st_ino != os.stat(image).st_ino
+    assert os.path.getsize(disk) == os.path.getsize(image) == 5 << 20
+    assert _sha256(disk) == _sha256(image)
+    _ok(_tm(lab, "delete", f"{HOST}:{DS}/0/43", "43", "0"))
+    _ok(_ds(lab, "rm", f"<SOURCE>{source}</SOURCE>", "8"))
+    assert not os.path.exists(disk) and not os.path.exists(image)
 
 def test_monitor_with_the_server_stopped_fails_within_its_deadline(share) -> None:
     lab, server = share
