@@ -3,13 +3,10 @@
 
 nfs-ganesha on one-2; the FUSE NFSv4 client mounted by `mount-ensure` on one-0 (the frontend,
 where the DS and TM scripts run) and one-1 (the VM's host, where TM clone writes), profile
-"lab". Each host mounts the export twice, as the system datastore 0 and the image datastore
-1, one client process each: the lab's client loses a file's NFSv4 open state when its process
-opens a second file (a read then fails with ERANGE), so a copy within one mount fails, and a
-clone copies from datastore 1 to 0 as it does on a deployment with a mount per datastore.
-Both mounts show the export's root: the images and the VM directories are side by side in it.
-The images are written on the server's own disk before any client mounts, so that the bench
-pays the share's slow writes only where it measures them.
+"lab". Each host mounts the export once, at the datastores directory: the system datastore 0
+and the image datastore 1 are directories of the one share, so a clone of a raw image copies
+within one mount. The images are written on the server's own disk before any client mounts,
+so that the bench pays the share's slow writes only where it measures them.
 """
 
 from __future__ import annotations
@@ -39,7 +36,6 @@ DS_XML = ("<DS_DRIVER_ACTION_DATA><DATASTORE><ID>1</ID><BASE_PATH>/var/lib/one//
           "</BASE_PATH><TEMPLATE></TEMPLATE></DATASTORE><IMAGE></IMAGE></DS_DRIVER_ACTION_DATA>")
 TM_XML = (f"<DS_DRIVER_ACTION_DATA><DATASTORE_LOCATION>{DS}</DATASTORE_LOCATION>"
           "<MONITOR_VM_DISKS>1</MONITOR_VM_DISKS></DS_DRIVER_ACTION_DATA>")
-MOUNTS = (f"{DS}/0", f"{DS}/1")
 MONITORS = (("DS monitor", DS_MONITOR, "1", DS_XML), ("TM monitor", f"{TM}/monitor", "0", TM_XML))
 THROUGHPUT_MB = 128  # enough for a steady rate; a 1 GiB write would add a minute
 HOLD_SECONDS = 600.0  # the hung mount's holder ends by itself at the latest after this
@@ -93,8 +89,11 @@ def hung_monitors(lab: Lab, cycles: int, timeout: float) -> None:
 
 def images(lab: Lab, server: nfs.NfsServer, size_mb: int) -> None:
     """base.raw (random data: a sparse file would make the copy look free) and base.qcow2 of
-    it, on the server's disk, owned by oneadmin as the DS driver leaves them."""
-    host, image_dir = lab.host(SERVER), server.export_dir
+    it in datastore 1 on the server's disk, owned by oneadmin as the DS driver leaves them."""
+    host, image_dir = lab.host(SERVER), os.path.join(server.export_dir, "1")
+    for ds_dir in (image_dir, os.path.join(server.export_dir, "0")):
+        os.makedirs(ds_dir, exist_ok=True)
+        os.chown(ds_dir, ONEADMIN_ID, ONEADMIN_ID)
     raw, qcow2 = os.path.join(image_dir, "base.raw"), os.path.join(image_dir, "base.qcow2")
     host.run(["dd", "if=/dev/urandom", f"of={raw}", "bs=1M", f"count={size_mb}", "status=none"],
              timeout=600)
@@ -160,11 +159,10 @@ def run_lab(size_mb: int, cycles: int, monitor_cycles: int, timeout: float) -> i
             for name in (FE, HOST):
                 nfs.install_client(lab.host(name))
                 lab.host(name).write_conf(_storage_conf(timeout, server.source))
-                lab.host(name).run(["mkdir", "-p", *MOUNTS])
-                for mount in MOUNTS:
-                    lab.ssh(name).run_entry("mount-ensure", [mount])
+                lab.host(name).run(["mkdir", "-p", DS])
+                lab.ssh(name).run_entry("mount-ensure", [DS])
             print(f"lab: ganesha on {SERVER} (answered in {server.started_in:.2f} s), FUSE NFSv4 "
-                  f"client by mount-ensure on {FE} (frontend) and {HOST} (VM host) at {', '.join(MOUNTS)}, "
+                  f"client by mount-ensure on {FE} (frontend) and {HOST} (VM host) at {DS}, "
                   "profile lab")
             show("SSH round trip (`true` on the frontend)",
                  timed(lambda: lab.ssh(FE).run(["true"]), monitor_cycles)[0])
