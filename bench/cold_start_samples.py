@@ -132,7 +132,9 @@ def vmm(tmp: str) -> dict[str, tuple[list[str], str]]:
         domain = f.read().replace("one-7", f"one-{VM}")
     host = "one-1"
     return {"deploy": ([f"{_paths(tmp)['vm_dir']}/deployment.0", host, VM, host], domain),
-            "cancel": ([f"one-{VM}", host, VM, host], "")}
+            "cancel": ([f"one-{VM}", host, VM, host], ""),
+            "exec": ([VM, host, "ls", ""], ""), "exec_cancel": ([VM, host], ""),
+            "poll": ([f"one-{VM}", host, VM], "")}
 
 
 def tm_host(tmp: str) -> dict[str, tuple[list[str], str]]:

@@ -33,6 +33,9 @@ ENTRIES = {
     "vnm-vnet_delete": "onemetal.net.vnet:delete",
     "vmm-deploy": "onemetal.vmm.deploy:deploy",
     "vmm-cancel": "onemetal.vmm.deploy:cancel",
+    "vmm-exec": "onemetal.vmm.actions:refuse_exec",
+    "vmm-exec_cancel": "onemetal.vmm.actions:refuse_exec_cancel",
+    "vmm-poll": "onemetal.vmm.actions:refuse_poll",
     "tm-clone": "onemetal.storage.tm:clone",
     "tm-ln": "onemetal.storage.tm:ln",
     "tm-mkimage": "onemetal.storage.tm:mkimage",
@@ -87,7 +90,7 @@ def main(argv: Sequence[str], stdin: TextIO | None = None) -> int:
         return getattr(importlib.import_module(module), function)(args, source)
 
     # oned's logs name the driver's action: "pre", "cp", not the entry
-    return run_action(name.removeprefix("vnm-").removeprefix("ds-"), body)
+    return run_action(name.removeprefix("vnm-").removeprefix("ds-").removeprefix("vmm-"), body)
 
 
 def finish(code: int) -> NoReturn:
