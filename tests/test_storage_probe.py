@@ -33,3 +33,12 @@ def test_a_failing_call_is_reported_with_its_reason(tmp_path):
 def test_a_child_that_dies_without_answering_is_an_error():
     with pytest.raises(ProbeFailed, match="died without an answer"):
         in_child(lambda: os._exit(3), timeout=5, what="probe")
+
+
+def test_space_makes_a_missing_datastore_directory_only_when_asked(tmp_path):
+    missing = tmp_path / "100"
+    with pytest.raises(ProbeFailed, match="FileNotFoundError"):
+        space(str(missing), 5)
+    assert not missing.exists()
+    assert space(str(missing), 5, create=True)["total"] > 0
+    assert missing.is_dir()

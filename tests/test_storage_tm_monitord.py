@@ -34,3 +34,17 @@ def test_settings_are_read_from_the_network_vector():
     assert tm_monitord.setting(MONITORD_CONF, "PORT") == "4124"
     assert tm_monitord.setting(MONITORD_CONF, "PUBKEY") == ""
     assert tm_monitord.setting("NETWORK = [ PORT = 5000 ]", "PORT") == "5000"
+
+
+def test_every_snapshot_of_a_disk_is_sized_ten_and_beyond_included(tmp_path):
+    from onemetal.storage.tm_monitor import vm_sizes
+
+    vm = tmp_path / "42"
+    (vm / "disk.0.snap").mkdir(parents=True)
+    (vm / "disk.0").write_bytes(b"x")
+    for snap in ("0", "2", "10", "tmp"):
+        (vm / "disk.0.snap" / snap).write_bytes(b"y")
+    lines = vm_sizes(str(tmp_path))["42"]
+    assert [line.split(",")[0] for line in lines] == [
+        "DISK_SIZE = [ ID=0", "SNAPSHOT_SIZE = [ ID=0", "SNAPSHOT_SIZE = [ ID=2",
+        "SNAPSHOT_SIZE = [ ID=10"]

@@ -227,11 +227,6 @@ def stat(args: list[str], stdin: TextIO) -> str:
     return str(ds_image.info(path, ds_fetch.FIELD).virtual_mb)
 
 
-def _ensure_dir(path: str) -> bool:
-    os.makedirs(path, exist_ok=True)
-    return True
-
-
 def monitor(args: list[str], stdin: TextIO) -> str:
     """The stock monitor's lines; the share is touched only by children with a deadline."""
     req, cfg = decode(args, stdin), datastores.settings()
@@ -239,8 +234,8 @@ def monitor(args: list[str], stdin: TextIO) -> str:
     datastores.gate(base, cfg)
     from onemetal.storage import probe
 
-    probe.in_child(lambda: _ensure_dir(base), cfg.probe_timeout, base)
-    found = {k: -(-v // MB) for k, v in probe.space(base, cfg.probe_timeout).items()}  # df rounds up
+    found = {k: -(-v // MB)  # df rounds up
+             for k, v in probe.space(base, cfg.probe_timeout, create=True).items()}
     return f"USED_MB={found['used']}\nFREE_MB={found['free']}\nTOTAL_MB={found['total']}"
 
 

@@ -92,12 +92,21 @@ def in_child(call: Callable[[], Any], timeout: float, what: str) -> Any:
     return answer["ok"]
 
 
-def _statvfs(path: str) -> dict[str, int]:
-    st = os.statvfs(path)
+def _statvfs(path: str, create: bool = False) -> dict[str, int]:
+    try:
+        st = os.statvfs(path)
+    except FileNotFoundError:
+        if not create:
+            raise
+        # A first monitor of a new datastore makes its directory, as the stock drivers do;
+        # asking first keeps a dead share's EIO from turning into makedirs' EEXIST.
+        os.makedirs(path, exist_ok=True)
+        st = os.statvfs(path)
     return {"total": st.f_blocks * st.f_frsize, "free": st.f_bavail * st.f_frsize,
             "used": (st.f_blocks - st.f_bfree) * st.f_frsize}
 
 
-def space(path: str, timeout: float) -> dict[str, int]:
-    """Bytes total, free (to unprivileged users) and used of the file system holding `path`."""
-    return in_child(lambda: _statvfs(path), timeout, path)  # type: ignore[no-any-return]
+def space(path: str, timeout: float, create: bool = False) -> dict[str, int]:
+    """Bytes total, free (to unprivileged users) and used of the file system holding `path`
+    (made first with `create`, in the same child)."""
+    return in_child(lambda: _statvfs(path, create), timeout, path)  # type: ignore[no-any-return]

@@ -44,7 +44,8 @@ def _vm_disks(vm_dir: str) -> list[str]:
         out.append(f"DISK_SIZE = [ ID={disk.group(1)}, SIZE={_mb_used(path)}]")
         snaps = path + ".snap"
         if os.path.isdir(snaps):
-            for snap in sorted(s for s in os.listdir(snaps) if re.fullmatch(r"\d", s)):
+            # All ids: the stock script greps one digit and so drops snapshots from 10 on.
+            for snap in sorted((s for s in os.listdir(snaps) if s.isdigit()), key=int):
                 out.append(f"SNAPSHOT_SIZE = [ ID={snap}, DISK_ID={disk.group(1)}, "
                            f"SIZE={_mb_used(os.path.join(snaps, snap))}]")
     return out
@@ -68,8 +69,7 @@ def entry(args: Sequence[str], stdin: TextIO) -> str:
     base = inside(f"{location}/{ds_id}", cfg.storage.datastores_dir, "DATASTORE_LOCATION")
     gate(base, cfg.storage)  # the monitor creates the directory, as the stock one does
     timeout = cfg.storage.probe_timeout
-    probe.in_child(lambda: os.makedirs(base, exist_ok=True), timeout, base)
-    space = probe.space(base, timeout)
+    space = probe.space(base, timeout, create=True)
     lines = [f"USED_MB={space['used'] // _MB} FREE_MB={space['free'] // _MB} "
              f"TOTAL_MB={space['total'] // _MB}"]
     if (data.findtext("MONITOR_VM_DISKS") or "").strip() == "1":
