@@ -12,7 +12,7 @@ if TYPE_CHECKING:
 from onemetal import config
 from onemetal.net import peers
 from onemetal.net.bridge import TunnelSpec, tunnel_name
-from onemetal.net.mtu import overlay_mtu, underlay_mtu
+from onemetal.net.mtu import mesh_overlay_mtu, underlay_mtu
 from onemetal.net.openflow import FlowTable
 from onemetal.net.ovsdb import OvsDb
 from onemetal.ownership import private_dir
@@ -83,7 +83,7 @@ class NetHost:
 
     def max_mtu(self, mesh: peers.Mesh) -> int:
         """The overlay's MTU from what the peer list recorded: no command (docs/net.md)."""
-        return overlay_mtu(self._underlay_mtu(mesh, mesh.underlay_mtu))
+        return mesh_overlay_mtu(mesh, self.reader, self.cfg.net.underlay_mtu)
 
     def learn_underlay_mtu(self, mesh: peers.Mesh) -> int:
         """What mesh sync records: net.underlay_mtu, else the tunnel interface's MTU, read now."""

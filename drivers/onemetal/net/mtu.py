@@ -16,6 +16,7 @@ from onemetal.net.ipjson import addr_show
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # annotations only: vnet_create runs no command and reads no NIC
+    from onemetal.net.peers import Mesh
     from onemetal.opennebula.vm import Nic
     from onemetal.run import Runner
 
@@ -68,3 +69,9 @@ def underlay_mtu(runner: Runner, configured: int, local_ip: str | None,
         raise InputError("this host has no tunnel address yet: run `onemetal mesh sync` on the "
                          "frontend, or set net.underlay_mtu in onemetal.conf", "mesh")
     return recorded or learn_underlay_mtu(runner, local_ip)
+
+
+def mesh_overlay_mtu(mesh: Mesh, reader: Runner, configured: int) -> int:
+    """The overlay's MTU from what the peer list recorded: no command (docs/net.md)."""
+    local_ip = mesh.local.tunnel_ip if mesh.local else None
+    return overlay_mtu(underlay_mtu(reader, configured, local_ip, mesh.underlay_mtu))

@@ -63,10 +63,11 @@ def request(stdin: TextIO) -> tuple[dict[str, str], list[tuple[str, bytes]]]:
 
 
 def overlay_mtu(cfg: config.Config) -> int:
-    from onemetal.net.host import NetHost  # only a VM with NICs pays for the network core
+    # Only a VM with NICs pays for this, and only for the peer list: not for the OVS modules.
+    from onemetal.net import mtu, peers
 
-    host = NetHost(cfg)
-    return host.max_mtu(host.mesh())
+    return mtu.mesh_overlay_mtu(peers.load(cfg.core.state_dir),
+                                Runner(timeout=cfg.core.command_timeout), cfg.net.underlay_mtu)
 
 
 def make_iso(directory: str, dst: str, timeout: float) -> None:
