@@ -134,7 +134,19 @@ def vmm(tmp: str) -> dict[str, tuple[list[str], str]]:
     return {"deploy": ([f"{_paths(tmp)['vm_dir']}/deployment.0", host, VM, host], domain),
             "cancel": ([f"one-{VM}", host, VM, host], ""),
             "exec": ([VM, host, "ls", ""], ""), "exec_cancel": ([VM, host], ""),
-            "poll": ([f"one-{VM}", host, VM], "")}
+            "poll": ([f"one-{VM}", host, VM], ""),
+            **{a: ([f"one-{VM}", "one-2", host, VM, host], _migrate_data()) for a in MIGRATE}}
+
+
+MIGRATE = ("migrate", "migrate_local")
+
+
+def _migrate_data() -> str:
+    """oned's MIGRATE action data: the VM and its shared system datastore."""
+    vm = samples.vnm_vm_xml(int(VM), "one-1", [samples.SampleNic(0, "192.168.0.10",
+                                                                  "02:00:c0:a8:00:0a")])
+    return (f"<VMM_DRIVER_ACTION_DATA>{vm}<DATASTORE><ID>{SYS}</ID><TEMPLATE><SHARED>YES"
+            "</SHARED></TEMPLATE></DATASTORE></VMM_DRIVER_ACTION_DATA>")
 
 
 def tm_host(tmp: str) -> dict[str, tuple[list[str], str]]:

@@ -105,6 +105,8 @@ class VmmConfig:
     call_timeout: float = 60.0
     # Seconds shutdown waits for the guest's ACPI shutdown before destroying it.
     shutdown_timeout: float = 300.0
+    # Seconds a live migration may take before it is aborted (the guest stays on the source).
+    migrate_timeout: float = 600.0
     # Where every graphics console (VNC, SPICE) listens: a loopback or management address.
     graphics_listen: str = "127.0.0.1"
     # A deployment whose graphics listen elsewhere: "rewrite" it, or "refuse" to deploy.

@@ -33,6 +33,8 @@ ENTRIES = {
     "vnm-vnet_delete": "onemetal.net.vnet:delete",
     "vmm-deploy": "onemetal.vmm.deploy:deploy",
     "vmm-cancel": "onemetal.vmm.deploy:cancel",
+    "vmm-migrate": "onemetal.vmm.migrate:migrate",
+    "vmm-migrate_local": "onemetal.vmm.migrate:migrate_local",
     "vmm-exec": "onemetal.vmm.actions:refuse_exec",
     "vmm-exec_cancel": "onemetal.vmm.actions:refuse_exec_cancel",
     "vmm-poll": "onemetal.vmm.actions:refuse_poll",

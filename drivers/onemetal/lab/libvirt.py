@@ -12,6 +12,11 @@ libvirtd probes qemu's capabilities on its first start (~12 s) and caches them
 in /var/cache/libvirt/qemu, keyed by the qemu binary and libvirt's version; the
 lab binds one machine-wide cache directory there for every host, so only the
 first start on a machine pays for the probe.
+
+libvirt refuses a migration between two daemons with the same host UUID ("the
+same host"): the hosts share the machine's SMBIOS, so each libvirtd gets its own
+host_uuid, derived from the host's name, and runs in its own UTS namespace whose
+hostname is that name, as each node of a cloud has its own.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ import glob
 import os
 import shutil
 import time
+import uuid
 from dataclasses import dataclass
 
 from onemetal.lab.host import ONEADMIN, LabError, LabHost, _wait_for_pid_file
@@ -39,7 +45,11 @@ unix_sock_rw_perms = "0770"
 auth_unix_ro = "none"
 auth_unix_rw = "none"
 log_outputs = "3:file:/var/log/libvirt/libvirtd.log"
+host_uuid = "{host_uuid}"
 """
+# libvirtd under its own hostname: unshare --uts, then sethostname and exec (no shell).
+_WITH_HOSTNAME = ("import os, socket, sys; socket.sethostname(sys.argv[1]); "
+                  "os.execvp(sys.argv[2], sys.argv[2:])")
 QEMU_CONF = f"""\
 user = "{ONEADMIN}"
 group = "{ONEADMIN}"
@@ -110,10 +120,16 @@ def _add_to_group(host: LabHost, group: str) -> None:
         f.truncate()
 
 
+def host_uuid(host: LabHost) -> str:
+    """The host's own libvirt host UUID: stable per name, distinct between hosts."""
+    return str(uuid.uuid5(uuid.NAMESPACE_DNS, f"{host.name}.onemetal-lab"))
+
+
 def _configure(host: LabHost) -> str:
     etc = os.path.join(host.workdir, "libvirt", "etc")
     shutil.copytree("/etc/libvirt", etc, dirs_exist_ok=True)
-    for name, text in (("libvirtd.conf", LIBVIRTD_CONF), ("qemu.conf", QEMU_CONF)):
+    for name, text in (("libvirtd.conf", LIBVIRTD_CONF.format(host_uuid=host_uuid(host))),
+                       ("qemu.conf", QEMU_CONF)):
         with open(os.path.join(etc, name), "w", encoding="ascii") as f:
             f.write(text)
     _bind_dir(host, "etc", "/etc/libvirt", etc)
@@ -142,12 +158,12 @@ def start(host: LabHost, record: Record) -> Libvirt:
     conf = _configure(host)
     host.run(["mkdir", "-p", "/run/libvirt"])
     pids = []
-    for argv, pid_file in ((["virtlogd", "-d", "-p", "/run/libvirt/virtlogd.pid"],
-                            "/run/libvirt/virtlogd.pid"),
-                           (["libvirtd", "-d", "-f", conf, "-p", "/run/libvirt/libvirtd.pid"],
-                            "/run/libvirt/libvirtd.pid")):
+    libvirtd = ["unshare", "--uts", "--", "/usr/bin/python3", "-c", _WITH_HOSTNAME, host.name,
+                "libvirtd", "-d", "-f", conf, "-p", "/run/libvirt/libvirtd.pid"]
+    for name, argv in (("virtlogd", ["virtlogd", "-d", "-p", "/run/libvirt/virtlogd.pid"]),
+                       ("libvirtd", libvirtd)):
         host.run(argv)
-        pid = _wait_for_pid_file(host.path(pid_file), f"{host.name}: {argv[0]}")
+        pid = _wait_for_pid_file(host.path(argv[-1]), f"{host.name}: {name}")
         record.add_pid(pid)
         pids.append(pid)
     daemons = Libvirt(host, pids, 0.0)
