@@ -98,7 +98,7 @@ def deploy(args: Sequence[str], stdin: TextIO) -> str:
     text = stdin.read(domain_xml.MAX_BYTES + 1)
     mtus = port_mtus(os.path.join(os.path.dirname(path), "vm.xml"), text, cfg)
     name, xml = domain_xml.rewrite(text, mtus, cfg.vmm.graphics_listen, cfg.vmm.graphics_policy,
-                                   vmid)
+                                   vmid, (cfg.storage.datastores_dir, os.path.dirname(path)))
     conn = connection(cfg)
     try:
         running = _running(conn, name)

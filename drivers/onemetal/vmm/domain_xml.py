@@ -128,10 +128,16 @@ def confine_consoles(root: etree._Element, address: str, policy: str) -> list[st
 
 
 def rewrite(text: str, mtus: Mapping[str, int], address: str, policy: str,
-            vmid: str | None = None) -> tuple[str, str]:
-    """(domain name, the XML libvirt gets): every check done before anything is changed."""
+            vmid: str | None = None, host_paths: tuple[str, str] | None = None) -> tuple[str, str]:
+    """(domain name, the XML libvirt gets): every check done before anything is changed.
+    host_paths (datastores_dir, VM directory): a file oned wrote from what tenants set, checked
+    against onemetal.vmm.domain_policy; libvirt's own XML (save images, live XML) is not."""
     root = parse(text)
     name = domain_name(root, vmid)
+    if host_paths is not None:
+        from onemetal.vmm import domain_policy
+
+        domain_policy.check(root, *host_paths)
     set_mtus(root, mtus)
     confine_consoles(root, console_address(address), policy)
     return name, etree.tostring(root, encoding="unicode")

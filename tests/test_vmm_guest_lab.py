@@ -1,0 +1,122 @@
+"""A guest under remotes/vmm/onemetal in the lab, as oneadmin over SSH: a disk-less TCG guest's
+iPXE DHCP request crosses the mesh to a VM on another host, and deploy refuses a hostile
+deployment file leaving no domain and no file (module-scoped: one libvirtd start)."""
+
+from __future__ import annotations
+
+import os
+import select
+import struct
+import subprocess
+import time
+from typing import Iterator
+
+import pytest
+from conftest import installed_lab
+from test_vmm_lab import CONF, DFILE, HOSTS, VM_DIR, VM_XML, VMM, _deployment
+
+from onemetal.lab import Lab, drive, libvirt
+from onemetal.lab.samples import SampleNic
+from onemetal.lab.spoof import _CAPTURE
+from onemetal.lab.vm import LabVM
+from onemetal.run import Result
+
+GUEST_MAC = "02:00:0a:00:07:01"  # the sample deployment's NIC, VM_XML's
+DHCP_WAIT = 90.0  # SeaBIOS, then iPXE's ROM, under TCG on a busy 2-core machine
+
+
+@pytest.fixture(scope="module")
+def node() -> Iterator[tuple[Lab, libvirt.Libvirt, LabVM]]:
+    with installed_lab(2, mesh=HOSTS) as lab:
+        for name in HOSTS:
+            lab.host(name).write_conf(CONF)
+        daemons = libvirt.start(lab.host("one-0"), lab.record)  # type: ignore[arg-type]
+        oneadmin = lab.ssh("one-0")
+        oneadmin.run(["sh", "-c", f"mkdir -p {VM_DIR} && cat > {VM_DIR}/vm.xml"], input=VM_XML)
+        # the far end: a VM of the same vnet (VNI 100) on the other host
+        [far] = drive.deploy(lab, "one-1", 8, [SampleNic(0, "10.0.7.8", "02:00:0a:00:07:08")])
+        try:
+            yield lab, daemons, far
+        finally:
+            daemons.stop()
+
+
+def _deploy(lab: Lab, text: str) -> Result:
+    return lab.ssh("one-0").run([f"{VMM}/deploy", DFILE, "one-0", "7", "one-0"], input=text,
+                                check=False)
+
+
+def _discover_from(frame: bytes, mac: str) -> bool:
+    """A DHCP DISCOVER (BOOTP to UDP 67, option 53 = 1) sent by `mac`."""
+    if len(frame) < 14 + 20 + 8 + 240 or frame[12:14] != b"\x08\x00" or frame[23] != 17:
+        return False
+    udp = 14 + (frame[14] & 0x0F) * 4
+    bootp = udp + 8
+    if struct.unpack("!H", frame[udp + 2:udp + 4])[0] != 67 or \
+            frame[bootp + 28:bootp + 34] != bytes.fromhex(mac.replace(":", "")):
+        return False
+    options = frame[bootp + 240:]
+    return b"\x35\x01\x01" in options  # a cheap scan: message type DISCOVER
+
+
+def _first_discover(proc: subprocess.Popen[str], mac: str, seconds: float) -> float | None:
+    """Seconds until the capture printed a DISCOVER from `mac`, or None by the deadline."""
+    assert proc.stdout is not None
+    begin = time.monotonic()
+    while (left := begin + seconds - time.monotonic()) > 0:
+        if not select.select([proc.stdout], [], [], left)[0]:
+            break
+        line = proc.stdout.readline()
+        if not line:
+            break
+        if _discover_from(bytes.fromhex(line.strip()), mac):
+            return time.monotonic() - begin
+    return None
+
+
+def test_a_diskless_guests_ipxe_dhcp_reaches_a_vm_on_another_host_through_the_mesh(node):
+    lab, daemons, far = node
+    drive.check(drive.vnm(lab, "one-0", "pre", [], VM_XML), "pre")
+    capture = subprocess.Popen([*far.runner.prefix, "python3", "-c", _CAPTURE, "eth0",
+                                str(DHCP_WAIT + 30)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert capture.stdout is not None
+        assert select.select([capture.stdout], [], [], 10)[0] and \
+            capture.stdout.readline().strip() == "ready"
+        deployed = _deploy(lab, _deployment())
+        assert deployed.returncode == 0, deployed.stderr
+        drive.check(drive.vnm(lab, "one-0", "post", [deployed.stdout.strip(), "one-0"], VM_XML),
+                    "post")
+        seen = _first_discover(capture, GUEST_MAC, DHCP_WAIT)
+    finally:
+        capture.kill()
+        capture.wait(timeout=10)
+        lab.ssh("one-0").run([f"{VMM}/cancel", "one-7", "one-0", "7"], check=False)
+        drive.vnm(lab, "one-0", "clean", ["one-0"], VM_XML)
+    print(f"\niPXE DHCP DISCOVER seen on one-1: {'never' if seen is None else f'{seen:.1f} s'} "
+          f"after deploy and post")
+    assert seen is not None, "no DHCP DISCOVER from the guest reached the VM on one-1"
+
+
+@pytest.mark.parametrize("hostile, field", [
+    ("<interface type='bridge'><source bridge='br-mesh'/><script path='/tmp/pwn.sh'/>"
+     "</interface>", "devices/interface[1]/script"),
+    ("<serial type='file'><source path='/var/lib/one/.ssh/authorized_keys'/></serial>",
+     "devices/serial/source"),
+    ("<qemu:commandline><qemu:arg value='-monitor'/><qemu:arg value='tcp::4444,server'/>"
+     "</qemu:commandline>", "qemu:commandline"),
+])
+def test_a_hostile_deployment_is_refused_naming_it_with_no_domain_and_no_file(node, hostile,
+                                                                               field):
+    lab, daemons, _ = node
+    path = lab.host("one-0").path(DFILE)
+    if os.path.exists(path):
+        os.unlink(path)
+    text = _deployment()
+    text = text.replace("\t</devices>", hostile + "\t</devices>", 1) if "qemu:" not in hostile \
+        else text.replace("\t<metadata>", hostile + "\t<metadata>", 1)
+    result = _deploy(lab, text)
+    assert result.returncode != 0 and result.stdout == ""
+    assert f"ERROR: deploy: deployment file: {field}: " in result.stderr, result.stderr
+    assert daemons.virsh("list", "--all", "--name").split() == []
+    assert not os.path.exists(path)
