@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import struct
 
 from onemetal.lab import samples
 
@@ -22,6 +23,8 @@ SYS = "0"  # the system datastore
 VM = "42"
 # small: what a run copies or removes is the start-up's cost, not the measure
 SIZE = 64 << 10
+# The domain "test" every connection to test:///default starts with, by its UUID.
+TEST_DOMAIN = "6695eb01-f6a4-8304-79aa-97f2502e193f"
 DEPLOYMENT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "data", "vmm",
                           "deployment.0")
 
@@ -56,6 +59,7 @@ def prepare(tmp: str) -> None:
         with open(p["vm_dir"] + "/vm.xml", "w", encoding="utf-8") as f:
             f.write(samples.vnm_vm_xml(int(VM), "one-1", [samples.SampleNic(
                 0, "192.168.0.10", "02:00:c0:a8:00:0a", mtu=1400)]))
+    _checkpoint(p["vm_dir"] + "/checkpoint")
     # the qcow2 driver's layout of a cloned disk (storage/tm_host.py)
     for link, to in (("disk.0", "disk.0.snap/0"), ("disk.0.snap/disk.0.snap", ".")):
         if not os.path.lexists(f"{p['vm_dir']}/{link}"):
@@ -67,6 +71,15 @@ def prepare(tmp: str) -> None:
                     "ETH0_IP='192.168.0.10'\nETH0_MAC='02:00:c0:a8:00:0a'\n"
                     "ETH0_MASK='255.255.255.0'\nETH0_GATEWAY='192.168.0.1'\n"
                     "SSH_PUBLIC_KEY='ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIKey bench@one'\n")
+
+
+def _checkpoint(path: str) -> None:
+    """What vmm-restore reads: a save file of libvirt's test driver (magic, length, XML)."""
+    if not os.path.exists(path):
+        with open(DEPLOYMENT, encoding="utf-8") as f:
+            xml = f.read().replace("one-7", f"one-{VM}").encode()
+        with open(path, "wb") as f:
+            f.write(b"TestGuestMagic\0" + struct.pack("=i", len(xml)) + xml)
 
 
 def _doc(base: str, image: str, template: str = "", tm_mad: str = "qcow2") -> str:
@@ -135,6 +148,9 @@ def vmm(tmp: str) -> dict[str, tuple[list[str], str]]:
             "cancel": ([f"one-{VM}", host, VM, host], ""),
             "exec": ([VM, host, "ls", ""], ""), "exec_cancel": ([VM, host], ""),
             "poll": ([f"one-{VM}", host, VM], ""),
+            **{a: ([TEST_DOMAIN, host, VM, host], "") for a in ("shutdown", "reboot", "reset")},
+            "save": ([TEST_DOMAIN, f"{_paths(tmp)['vm_dir']}/saved", host, VM, host], ""),
+            "restore": ([f"{_paths(tmp)['vm_dir']}/checkpoint", host, f"one-{VM}", VM, host], ""),
             **{a: ([f"one-{VM}", "one-2", host, VM, host], _migrate_data()) for a in MIGRATE}}
 
 
