@@ -16,7 +16,8 @@ from onemetal.errors import InputError
 from onemetal.lab import Lab, libvirt
 from onemetal.lab.lab import HOST_CONF
 from onemetal.run import Result
-from onemetal.vmm.lifecycle import deploy_id
+from onemetal.vmm.connection import Connection
+from onemetal.vmm.lifecycle import deploy_id, is_active, wait_acpi
 from onemetal.vmm.save import relocate
 
 DS = "/var/lib/one/datastores"
@@ -36,6 +37,18 @@ def test_restore_moves_the_vms_paths_to_the_checkpoints_datastore_only():
              "<source file='/var/lib/one/datastores/0/17/disk.0'/></d>")
     assert relocate(saved, DS, f"{DS}/0/7/checkpoint", "7") == (
         f"<d><source file='{DS}/0/7/disk.0'/><source file='{DS}/0/17/disk.0'/></d>")
+
+
+def test_shutdown_returns_as_soon_as_the_guest_powers_off():
+    # libvirt's test driver powers a domain off at once, as a guest that obeys ACPI
+    conn = Connection("test:///default", 5.0)
+    try:
+        dom = conn.lookup("test")
+        begin = time.monotonic()
+        assert wait_acpi(conn, dom, "test", 10.0) is True
+        assert time.monotonic() - begin < 5.0 and not is_active(conn, dom, "test")
+    finally:
+        conn.close()
 
 
 def _run(lab: Lab, action: str, *args: str) -> Result:
@@ -90,6 +103,11 @@ def test_reboot_and_reset_keep_the_domain_and_fail_without_one(node) -> None:
     assert _run(lab, "cancel", uuid, "one-0", "7").returncode == 0
     result = _run(lab, "reset", uuid, "one-0", "7", "one-0")
     assert result.returncode != 0 and f"{uuid}: no such domain" in result.stderr
+    result = _run(lab, "save", uuid, CHECKPOINT, "one-0", "7", "one-0")
+    assert result.returncode != 0 and f"{uuid}: no such domain" in result.stderr
+    assert not os.path.lexists(lab.host("one-0").path(CHECKPOINT))
+    result = _run(lab, "restore", CHECKPOINT, "one-0", uuid, "7", "one-0")
+    assert result.returncode != 0 and "no checkpoint to restore" in result.stderr
 
 
 def _tamper_console(lab: Lab, daemons: libvirt.Libvirt) -> None:
@@ -127,6 +145,8 @@ def test_save_and_restore_round_trip_keeps_the_domain_and_its_rules(node) -> Non
     assert {graphics.get("listen")} | {l.get("address") for l in graphics.iterfind("listen")} == {
         "127.0.0.1"}
     assert not os.path.exists(checkpoint)  # spent, as stock
+    again = _run(lab, "restore", CHECKPOINT, "one-0", uuid, "7", "one-0")  # oned retried
+    assert (again.returncode, again.stdout.strip()) == (0, uuid), again.stderr
 
 
 def test_the_write_gate_refuses_a_checkpoint_on_an_unmounted_datastore(node) -> None:
