@@ -7,7 +7,9 @@ action runs as in production, up to its first command (qemu-img, ssh, genisoimag
 and one that runs none (monitor, rm, the snapshot actions of a raw image) changes files
 only there. `prepare` puts back, before every round, the files such an action removes.
 The KVM driver's actions (vmm-*) run on libvirt's test driver (test:///default), inside the
-process: deploy and cancel run to their end, and no libvirtd is asked.
+process: the actions run to their end (restore up to its last call, restoring with another XML,
+which the test driver cannot do; the domain "test" it starts with stands in for a running VM), and
+no libvirtd is asked.
 """
 
 from __future__ import annotations
