@@ -120,3 +120,42 @@ def test_a_hostile_deployment_is_refused_naming_it_with_no_domain_and_no_file(no
     assert f"ERROR: deploy: deployment file: {field}: " in result.stderr, result.stderr
     assert daemons.virsh("list", "--all", "--name").split() == []
     assert not os.path.exists(path)
+
+
+def _cdrom_source(daemons: libvirt.Libvirt) -> str:
+    """What `virsh domblklist` shows for hda: a path, or "-" when empty."""
+    rows = [line.split() for line in daemons.virsh("domblklist", "one-7").splitlines()[2:]]
+    return next(row[1] for row in rows if row and row[0] == "hda")
+
+
+def test_update_conf_ejects_and_inserts_the_context_cdrom_as_stock(node):
+    lab, daemons, _ = node
+    oneadmin = lab.ssh("one-0")
+    for iso in ("disk.1", "disk.2"):  # the context ISO before and after the TM's context action
+        oneadmin.run(["qemu-img", "create", "-q", "-f", "raw", f"{VM_DIR}/{iso}", "1M"])
+    cdrom = (f"\t\t<disk type='file' device='cdrom'><source file='{VM_DIR}/disk.1'/>"
+             "<target dev='hda' bus='ide'/><readonly/><driver name='qemu' type='raw'/></disk>\n")
+    deployed = _deploy(lab, _deployment(cdrom))
+    assert deployed.returncode == 0, deployed.stderr
+
+    def run(action: str, *args: str) -> Result:
+        return oneadmin.run([f"{VMM}/{action}", *args, "7", "one-0"], check=False)
+
+    try:
+        assert _cdrom_source(daemons) == f"{VM_DIR}/disk.1"
+        # bad input first: nothing changes
+        bad = run("reconfigure", "one-7", "hda", "/var/lib/one/.ssh/id_rsa")
+        assert bad.returncode == 1 and "ERROR: reconfigure: iso path: " in bad.stderr
+        other = run("prereconfigure", "one-7", "vda")
+        assert other.returncode == 1 and "target: 'vda' is not a CD-ROM of one-7" in other.stderr
+        assert _cdrom_source(daemons) == f"{VM_DIR}/disk.1"
+        for _ in range(2):  # ejecting an empty drive is success, as stock
+            ejected = run("prereconfigure", "one-7", "hda")
+            assert ejected.returncode == 0, ejected.stderr
+            assert _cdrom_source(daemons) == "-"
+        inserted = run("reconfigure", "one-7", "hda", f"{VM_DIR}/disk.2")
+        assert inserted.returncode == 0, inserted.stderr
+        assert _cdrom_source(daemons) == f"{VM_DIR}/disk.2"
+        assert run("reconfigure", "one-7", "", "").returncode == 0  # no context: nothing to do
+    finally:
+        oneadmin.run([f"{VMM}/cancel", "one-7", "one-0", "7"], check=False)

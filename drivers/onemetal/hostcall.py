@@ -40,6 +40,8 @@ ENTRIES = {
     "vmm-restore": "onemetal.vmm.save:restore",
     "vmm-migrate": "onemetal.vmm.migrate:migrate",
     "vmm-migrate_local": "onemetal.vmm.migrate:migrate_local",
+    "vmm-prereconfigure": "onemetal.vmm.reconfigure:prereconfigure",
+    "vmm-reconfigure": "onemetal.vmm.reconfigure:reconfigure",
     "vmm-exec": "onemetal.vmm.actions:refuse_exec",
     "vmm-exec_cancel": "onemetal.vmm.actions:refuse_exec_cancel",
     "vmm-poll": "onemetal.vmm.actions:refuse_poll",
