@@ -11,13 +11,24 @@ from typing import Iterator
 import pytest
 from conftest import installed_lab
 from lxml import etree
-from test_vmm_lab import CONF, DFILE, VM_DIR, VM_XML, VMM, _deployment
-from tm_lab import make_frontend
+from test_vmm_lab import CONF, DATA, DFILE, VM_DIR, VM_XML, VMM, _deployment, _disk
+from tm_lab import make_frontend, share_datastores
 
 from onemetal.lab import Lab, libvirt
+from onemetal.lab.samples import vnm_vm_xml
 from onemetal.run import Result
 
 HOSTS = ["one-0", "one-1"]
+# VM 8: no NIC, one qcow2 disk in the system datastore both hosts share
+DISK_DIR = "/var/lib/one/datastores/0/8"
+DISK_VM = vnm_vm_xml(8, "one-0", [])
+
+
+def _disk_deployment() -> str:
+    with open(DATA, encoding="utf-8") as f:
+        text = f.read().replace("one-7", "one-8").replace("5907", "5908")
+    start, end = text.index("\t\t<interface"), text.index("</interface>\n") + 13
+    return text[:start] + _disk(f"{DISK_DIR}/disk.0") + text[end:]
 
 
 def action_xml(shared: str = "YES", vm: str = VM_XML) -> str:
@@ -32,6 +43,7 @@ def action_xml(shared: str = "YES", vm: str = VM_XML) -> str:
 @pytest.fixture(scope="module")
 def pair() -> Iterator[tuple[Lab, dict[str, libvirt.Libvirt]]]:
     with installed_lab(2, mesh=HOSTS) as lab:
+        share_datastores(lab, os.path.join(lab.workdir, "shared-datastores"))
         make_frontend(lab, "one-0")  # oneadmin's key, as on oned's hosts
         make_frontend(lab, "one-1")
         daemons = {}
@@ -43,6 +55,10 @@ def pair() -> Iterator[tuple[Lab, dict[str, libvirt.Libvirt]]]:
             oneadmin.run(["sh", "-c", f"mkdir -p {VM_DIR} && cat > {VM_DIR}/vm.xml"], input=VM_XML)
             deployed = oneadmin.run([f"{VMM}/deploy", DFILE, "one-0", "7", "one-0"],
                                     input=_deployment())
+            oneadmin.run(["mkdir", "-p", DISK_DIR])
+            oneadmin.run(["qemu-img", "create", "-q", "-f", "qcow2", f"{DISK_DIR}/disk.0", "16M"])
+            oneadmin.run([f"{VMM}/deploy", f"{DISK_DIR}/deployment.0", "one-0", "8", "one-0"],
+                         input=_disk_deployment())
             print(f"\ndeployed one-7 on one-0: {deployed.stdout.strip()}")
             yield lab, daemons
         finally:
@@ -56,14 +72,14 @@ def _run(lab: Lab, on: str, action: str, *args: str, input: str | None = None) -
 
 
 def _names(d: libvirt.Libvirt) -> list[str]:
-    return d.virsh("list", "--name").split()
+    return sorted(d.virsh("list", "--name").split())
 
 
 def _check_runs_on(lab: Lab, daemons: dict[str, libvirt.Libvirt], there: str, uuid: str) -> None:
     gone = next(n for n in HOSTS if n != there)
     assert daemons[there].virsh("domstate", "one-7").strip() == "running"
     assert daemons[there].virsh("domuuid", "one-7").strip() == uuid
-    assert _names(daemons[gone]) == [] and daemons[gone].qemu_pids() == []
+    assert "one-7" not in _names(daemons[gone])
     live = etree.fromstring(daemons[there].virsh("dumpxml", "one-7").encode())
     [iface] = live.iterfind("devices/interface")
     assert iface.find("mtu").get("size") == "1450"
@@ -86,7 +102,7 @@ def test_bad_input_fails_naming_the_field_and_the_domain_stays(pair, args, stdin
     lab, daemons = pair
     result = _run(lab, "one-0", "migrate", *args, input=stdin)
     assert result.returncode != 0 and field in result.stderr, result.stderr
-    assert _names(daemons["one-0"]) == ["one-7"] and _names(daemons["one-1"]) == []
+    assert _names(daemons["one-0"]) == ["one-7", "one-8"] and _names(daemons["one-1"]) == []
 
 
 def test_each_libvirtd_has_its_own_hostname_and_host_uuid(pair) -> None:
@@ -114,7 +130,7 @@ def test_a_hung_destination_fails_within_the_timeout_naming_it(pair) -> None:
     assert result.returncode != 0
     assert ("one-7: connect to qemu+ssh://one-1/system: libvirtd did not answer within 3 s"
             in result.stderr), result.stderr
-    assert _names(daemons["one-0"]) == ["one-7"] and _names(daemons["one-1"]) == []
+    assert _names(daemons["one-0"]) == ["one-7", "one-8"] and _names(daemons["one-1"]) == []
 
 
 def test_migrate_moves_the_running_domain_to_the_destination(pair) -> None:
@@ -137,3 +153,48 @@ def test_migrate_local_brings_it_back_from_the_frontend(pair) -> None:
     print(f"\nmigrate_local one-1 -> one-0: {time.monotonic() - begin:.2f} s")
     assert result.returncode == 0, result.stderr
     _check_runs_on(lab, daemons, "one-0", uuid)
+
+
+def _migrate_disk_vm(lab: Lab, shared: str = "YES", conf: str = "") -> Result:
+    lab.host("one-0").write_conf(CONF + conf)
+    try:
+        return _run(lab, "one-0", "migrate", "one-8", "one-1", "one-0", "8", "one-0",
+                    input=action_xml(shared, DISK_VM))
+    finally:
+        lab.host("one-0").write_conf(CONF)
+
+
+def test_a_vm_with_disks_needs_a_shared_datastore_and_one_libvirt_counts_as_shared(pair) -> None:
+    lab, daemons = pair
+    result = _migrate_disk_vm(lab, shared="NO")
+    assert result.returncode != 0 and "stdin: DATASTORE/TEMPLATE/SHARED" in result.stderr
+    # the lab's share is a bind mount: a local file system to libvirt, which refuses
+    result = _migrate_disk_vm(lab)
+    assert result.returncode != 0
+    assert "one-8: migrate to one-1: Unsafe migration" in result.stderr, result.stderr
+    assert "one-8" in _names(daemons["one-0"]) and "one-8" not in _names(daemons["one-1"])
+
+
+def test_migrate_unsafe_moves_a_vm_whose_disk_lies_on_the_share(pair) -> None:
+    lab, daemons = pair
+    uuid = daemons["one-0"].virsh("domuuid", "one-8").strip()
+    result = _migrate_disk_vm(lab, conf="[vmm]\nmigrate_unsafe = true\n")
+    assert result.returncode == 0, result.stderr
+    assert daemons["one-1"].virsh("domuuid", "one-8").strip() == uuid
+    assert "one-8" not in _names(daemons["one-0"])
+    live = etree.fromstring(daemons["one-1"].virsh("dumpxml", "one-8").encode())
+    assert live.find("devices/disk/source").get("file") == f"{DISK_DIR}/disk.0"
+
+
+def test_a_migration_past_the_migrate_timeout_is_aborted_and_the_guest_stays(pair) -> None:
+    lab, daemons = pair
+    lab.host("one-0").write_conf(CONF + "[vmm]\nmigrate_timeout = 0.3\n")
+    try:
+        result = _run(lab, "one-0", "migrate", "one-7", "one-1", "one-0", "7", "one-0")
+    finally:
+        lab.host("one-0").write_conf(CONF)
+    print(f"\n{result.stderr}")
+    assert result.returncode != 0
+    assert "one-7: migrate to one-1: not done within 0.3 s" in result.stderr, result.stderr
+    assert daemons["one-0"].virsh("domstate", "one-7").strip() == "running"
+    assert "one-7" not in _names(daemons["one-1"])

@@ -107,6 +107,8 @@ class VmmConfig:
     shutdown_timeout: float = 300.0
     # Seconds a live migration may take before it is aborted (the guest stays on the source).
     migrate_timeout: float = 600.0
+    # Migrate disks on a file system libvirt does not know as shared (its "unsafe" check).
+    migrate_unsafe: bool = False
     # Where every graphics console (VNC, SPICE) listens: a loopback or management address.
     graphics_listen: str = "127.0.0.1"
     # A deployment whose graphics listen elsewhere: "rewrite" it, or "refuse" to deploy.

@@ -26,6 +26,10 @@ class VmmError(OneMetalError):
     """A libvirt operation failed or did not answer in time; the field names the domain."""
 
 
+class VmmTimeout(VmmError):
+    """libvirtd did not answer within the call's timeout (the call may still go on there)."""
+
+
 def _quiet(_context: object, _error: object) -> None:
     """libvirt prints every error to stderr by default; the driver reports it once, itself."""
 
@@ -47,8 +51,8 @@ def call(fn: Callable[..., Any], *args: Any, what: str, domain: str, timeout: fl
     worker.start()
     worker.join(timeout)
     if worker.is_alive():
-        raise VmmError(f"{what}: libvirtd did not answer within {timeout:g} s "
-                       f"(vmm.call_timeout)", domain)
+        raise VmmTimeout(f"{what}: libvirtd did not answer within {timeout:g} s "
+                         f"(vmm.call_timeout)", domain)
     error = box.get("error")
     if isinstance(error, libvirt.libvirtError):
         raise VmmError(f"{what}: {error}", domain) from None  # str() holds the details

@@ -25,7 +25,7 @@ import libvirt
 from onemetal import config
 from onemetal.errors import InputError
 from onemetal.vmm import domain_xml
-from onemetal.vmm.connection import Connection, VmmError, call
+from onemetal.vmm.connection import Connection, VmmError, VmmTimeout, call
 from onemetal.vmm.deploy import UUID, _destroy, _find
 
 # A host name or address as oned names hosts; never starting with "-" (an ssh option).
@@ -102,26 +102,41 @@ def params(xml: str, dest: str) -> dict[str, str]:
             libvirt.VIR_MIGRATE_PARAM_URI: f"tcp://{dest}"}
 
 
+def _if_running(conn: Connection, deploy_id: str) -> Any:
+    """The domain when it runs there, else None."""
+    dom = _find(conn, deploy_id)
+    if dom is None or not conn.run("check state", deploy_id, lambda _c: dom.isActive()):
+        return None
+    return dom
+
+
 def _live(src: Connection, deploy_id: str) -> tuple[Any, str]:
-    dom = _find(src, deploy_id)
-    if dom is None or not src.run("check state", deploy_id, lambda _c: dom.isActive()):
+    dom = _if_running(src, deploy_id)
+    if dom is None:
         raise VmmError(f"no running domain on {src.uri}", deploy_id)
     flags = libvirt.VIR_DOMAIN_XML_MIGRATABLE | libvirt.VIR_DOMAIN_XML_SECURE
     return dom, src.run("read XML", deploy_id, lambda _c: dom.XMLDesc(flags))
 
 
+def flags(cfg: config.Config) -> int:
+    return FLAGS | (libvirt.VIR_MIGRATE_UNSAFE if cfg.vmm.migrate_unsafe else 0)
+
+
 def _transfer(src: Connection, dom: Any, dconn: Any, name: str, dest: str, xml: str,
-              timeout: float) -> None:
-    """migrate3 within `timeout`; at the deadline the job is aborted (the guest stays)."""
+              cfg: config.Config) -> None:
+    """migrate3 within vmm.migrate_timeout; then the job is aborted (the guest stays)."""
+    timeout = cfg.vmm.migrate_timeout
     try:
-        call(dom.migrate3, dconn, params(xml, dest), FLAGS, what=f"migrate to {dest}",
+        call(dom.migrate3, dconn, params(xml, dest), flags(cfg), what=f"migrate to {dest}",
              domain=name, timeout=timeout)
-    except VmmError as exc:
-        if "did not answer" in str(exc):
+    except VmmTimeout:
+        try:
             src.run("abort migration", name, lambda _c: dom.abortJob())
-            raise VmmError(f"migrate to {dest}: not done within {timeout:g} s "
-                           f"(vmm.migrate_timeout); aborted", name) from None
-        raise
+            how = "aborted"
+        except VmmError as exc:  # not started yet or already over: the caller's check decides
+            how = f"abort failed: {exc}"
+        raise VmmError(f"migrate to {dest}: not done within {timeout:g} s "
+                       f"(vmm.migrate_timeout); {how}", name) from None
 
 
 def run(args: Sequence[str], stdin: TextIO, on_source: bool) -> None:
@@ -136,11 +151,14 @@ def run(args: Sequence[str], stdin: TextIO, on_source: bool) -> None:
         name, xml = destination_xml(live, data, cfg)
         dconn = dst.run("connect", name, lambda c: c)
         try:
-            _transfer(src, dom, dconn, name, dest, xml, cfg.vmm.migrate_timeout)
+            _transfer(src, dom, dconn, name, dest, xml, cfg)
         except VmmError:
-            if src.run("check state", name, lambda _c: dom.isActive()):
+            if _if_running(src, name) is not None:
                 _destroy(dst, name)  # the stock driver's clean-up of a half-made destination
-            raise
+                raise
+            if _if_running(dst, name) is None:
+                raise
+            # else it ended after the deadline, its abort too late: the guest runs there
         if _find(src, name) is not None:
             raise VmmError(f"migrated to {dest}, yet still present on {src.uri}", name)
     finally:
