@@ -148,6 +148,7 @@ def vmm(tmp: str) -> dict[str, tuple[list[str], str]]:
     host = "one-1"
     return {"deploy": ([f"{_paths(tmp)['vm_dir']}/deployment.0", host, VM, host], domain),
             "cancel": ([f"one-{VM}", host, VM, host], ""),
+            **hotplug(tmp, host),
             "exec": ([VM, host, "ls", ""], ""), "exec_cancel": ([VM, host], ""),
             "poll": ([f"one-{VM}", host, VM], ""),
             "prereconfigure": ([f"one-{VM}", "hdb", VM, host], ""),
@@ -167,6 +168,25 @@ def _migrate_data() -> str:
                                                                   "02:00:c0:a8:00:0a")])
     return (f"<VMM_DRIVER_ACTION_DATA>{vm}<DATASTORE><ID>{SYS}</ID><TEMPLATE><SHARED>YES"
             "</SHARED></TEMPLATE></DATASTORE></VMM_DRIVER_ACTION_DATA>")
+
+
+def hotplug(tmp: str, host: str) -> dict[str, tuple[list[str], str]]:
+    """The hot-plug, resize and snapshot actions: oned's action XML on stdin."""
+    dom, disk1, mac = f"one-{VM}", f"{_paths(tmp)['vm_dir']}/disk.0", "02:00:c0:a8:00:0a"
+    disk = "<DISK><DISK_ID>1</DISK_ID><TARGET>sdb</TARGET><ATTACH>YES</ATTACH></DISK>"
+    nic = (f"<NIC><NIC_ID>0</NIC_ID><MAC>{mac}</MAC><BRIDGE>br-mesh</BRIDGE><ATTACH>YES</ATTACH>"
+           "<BRIDGE_TYPE>openvswitch</BRIDGE_TYPE><MODEL>virtio</MODEL></NIC>")
+    data = (f"<VMM_DRIVER_ACTION_DATA><VM><ID>{VM}</ID><TEMPLATE>{disk}{nic}<VCPU>2</VCPU>"
+            "</TEMPLATE></VM></VMM_DRIVER_ACTION_DATA>")
+    return {"attach_disk": ([dom, disk1, "sdb", "1", "", VM, host], data),
+            "detach_disk": ([dom, disk1, "sdb", "1", VM, host], data),
+            "attach_nic": ([dom, mac, "br-mesh", "virtio", "ovswitch_vxlan_unicast",
+                            f"one-{VM}-0", VM, host], data),
+            "detach_nic": ([dom, mac, VM, host], data), "resize": ([dom, VM, host], data),
+            "resize_disk": ([dom, "1", "32", "", host, VM, host], data),
+            "snapshot_create": ([dom, "0", VM, host], data),
+            "snapshot_revert": ([dom, "snap-0"], data),
+            "snapshot_delete": ([dom, "snap-0", VM, host], data)}
 
 
 def tm_host(tmp: str) -> dict[str, tuple[list[str], str]]:

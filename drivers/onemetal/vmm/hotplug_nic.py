@@ -1,0 +1,108 @@
+"""attach_nic and detach_nic, as OpenNebula's kvm driver (src/vmm_mad/remotes/kvm/).
+
+attach_nic <deploy id> <mac> <bridge> <model> <vn_mad> <target> <vmid> <host>, the action
+XML on stdin: the <interface> is built from the NIC with ATTACH=YES as KvmVM#interface_xml
+builds it (an Open vSwitch virtualport for BRIDGE_TYPE openvswitch), with the MTU the
+network driver enforces for that port (onemetal.net.vnm.port_specs, as deploy), so the
+guest, the tap and the OVS port agree.
+detach_nic <deploy id> <mac> <vmid> <host>: the interface with that MAC goes; one the
+domain does not have is success, as in the stock driver.
+
+The NIC's TARGET, MODEL and BRIDGE are the tenant's; a SCRIPT (an executable libvirt
+would run as root) is refused.
+"""
+
+from __future__ import annotations
+
+import re
+import xml.etree.ElementTree as ET
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Sequence, TextIO
+
+    from onemetal.vmm.hotplug import Live
+
+
+from onemetal.errors import InputError
+from onemetal.net.targets import Claim, check_names
+from onemetal.opennebula import values
+from onemetal.opennebula.vm import VM, Nic
+from onemetal.vmm.hotplug import Domain, action_data, deploy_id, device_text, vm_of, xml_text
+
+MODEL = re.compile(r"[a-z0-9][a-z0-9_-]{0,31}")
+USAGE = "attach_nic <deploy id> <mac> <bridge> <model> <vn_mad> <target> <vmid> <host>"
+
+
+def _nic(vm: VM, mac: str) -> Nic:
+    """The attached NIC, parsed (and each value checked) as the network driver reads it."""
+    found = [n for n in vm.nics if n.attach and not n.alias]
+    if len(found) != 1 or found[0].mac != mac:
+        raise InputError(f"no NIC with ATTACH=YES and MAC {mac}", "VM/TEMPLATE/NIC")
+    return found[0]
+
+
+def _mtus(domain: Domain, vm: VM) -> dict[str, int]:
+    from onemetal.net.host import NetHost
+    from onemetal.net.vnm import port_specs
+    return {tap: spec.mtu for tap, spec in port_specs(NetHost(domain.cfg), vm).items()}
+
+
+def interface_xml(vm: VM, nic: Nic, mtus: dict[str, int]) -> str:
+    field = f"NIC[NIC_ID={nic.nic_id}]"
+    attrs = nic.attributes
+    if attrs.get("SCRIPT"):
+        raise InputError("libvirt would run it as root; not supported by onemetal",
+                         f"{field}/SCRIPT")
+    target = nic.target or f"one-{vm.id}-{nic.nic_id}"
+    check_names({target: Claim(vm_id=vm.id, nic_id=nic.nic_id, mac=nic.mac)},
+                nic.bridge or "")
+    model = attrs.get("MODEL", "")
+    if model and not MODEL.fullmatch(model):
+        raise InputError(f"{model!r} is not a NIC model name", f"{field}/MODEL")
+    if nic.bridge:
+        elem = ET.Element("interface", type="bridge")
+        if attrs.get("BRIDGE_TYPE") == "openvswitch":
+            ET.SubElement(elem, "virtualport", type="openvswitch")
+        ET.SubElement(elem, "source", bridge=nic.bridge)
+    else:
+        elem = ET.Element("interface", type="ethernet")
+    ET.SubElement(elem, "mac", address=nic.mac)
+    ET.SubElement(elem, "target", dev=target)
+    if attrs.get("ORDER"):
+        order = values.integer(attrs["ORDER"], f"{field}/ORDER", 1, 999)
+        ET.SubElement(elem, "boot", order=str(order))
+    if model:
+        ET.SubElement(elem, "model", type=model)
+    if target in mtus:
+        ET.SubElement(elem, "mtu", size=str(mtus[target]))
+    return xml_text(elem)
+
+
+def _with_mac(live: Live, mac: str) -> Live | None:
+    for iface in live.iterfind("devices/interface"):
+        found = iface.find("mac")
+        if found is not None and (found.get("address") or "").lower() == mac:
+            return iface
+    return None
+
+
+def attach_nic(args: Sequence[str], stdin: TextIO) -> None:
+    deploy = deploy_id(args, USAGE)
+    mac = values.mac(args[1] if len(args) > 1 else "", "mac").lower()
+    vm = VM.from_xml(vm_of(action_data(stdin)))
+    nic = _nic(vm, mac)
+    with Domain(deploy) as domain:
+        xml = interface_xml(vm, nic, _mtus(domain, vm))
+        if _with_mac(domain.live(), mac) is not None:
+            raise InputError(f"{domain.name} already has an interface with MAC {mac}", "mac")
+        domain.attach(xml)
+
+
+def detach_nic(args: Sequence[str], stdin: TextIO) -> None:
+    deploy = deploy_id(args, "detach_nic <deploy id> <mac>")
+    mac = values.mac(args[1] if len(args) > 1 else "", "mac").lower()
+    with Domain(deploy) as domain:
+        iface = _with_mac(domain.live(), mac)
+        if iface is not None:
+            domain.detach(device_text(iface), lambda live: _with_mac(live, mac) is None)
