@@ -50,6 +50,7 @@ def _nic_xml(nic: SampleNic) -> str:
 def test_attach_nic_applies_the_enforced_mtu_and_detach_removes_the_port(node) -> None:
     lab, daemons = node
     result = run(lab, "attach_nic", "one-7", *NIC1_ARGS, input=_nic_xml(NIC1))
+    print(f"\nattach_nic over SSH: {result.seconds:.2f} s")
     assert result.returncode == 0, result.stderr
     [iface] = [i for i in live(daemons).iterfind("devices/interface")
                if i.find("target").get("dev") == "one-7-1"]
@@ -60,6 +61,7 @@ def test_attach_nic_applies_the_enforced_mtu_and_detach_removes_the_port(node) -
     assert lab.host("one-0").vsctl("get", "interface", "one-7-1", "mtu") == "1450"
     result = run(lab, "detach_nic", "one-7", "02:00:0a:00:07:02", "7", "one-0",
                  input=_nic_xml(NIC1))
+    print(f"detach_nic over SSH: {result.seconds:.2f} s")
     assert result.returncode == 0, result.stderr
     assert _targets(daemons, "interface") == ["one-7-0"]
     assert "one-7-1" not in _ports(lab) and "one-7-0" in _ports(lab)
@@ -72,6 +74,7 @@ def test_attach_then_detach_of_a_qcow2_disk(node) -> None:
     data = action_data(vm_xml(disks=[_disk(1, "sdb")]))
     result = run(lab, "attach_disk", "one-7", f"{VM_DIR}/disk.1", "sdb", "1", "", "7", "one-0",
                  input=data)
+    print(f"\nattach_disk over SSH: {result.seconds:.2f} s")
     assert result.returncode == 0, result.stderr
     [disk] = [d for d in live(daemons).iterfind("devices/disk")
               if d.find("target").get("dev") == "sdb"]
@@ -79,6 +82,7 @@ def test_attach_then_detach_of_a_qcow2_disk(node) -> None:
     assert disk.find("driver").get("type") == "qcow2"
     result = run(lab, "detach_disk", "one-7", f"{VM_DIR}/disk.1", "sdb", "1", "7", "one-0",
                  input=data)
+    print(f"detach_disk over SSH: {result.seconds:.2f} s")
     assert result.returncode == 0, result.stderr
     assert _targets(daemons, "disk") == ["vda"]
 
