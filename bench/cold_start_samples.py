@@ -79,7 +79,9 @@ def _checkpoint(path: str) -> None:
     """What vmm-restore reads: a save file of libvirt's test driver (magic, length, XML)."""
     if not os.path.exists(path):
         with open(DEPLOYMENT, encoding="utf-8") as f:
-            xml = f.read().replace("one-7", f"one-{VM}").encode()
+            # saved by a deploy that enforced vm.xml's MTU on the NIC
+            xml = f.read().replace("one-7", f"one-{VM}").replace(
+                "<model type='virtio'/>", "<model type='virtio'/><mtu size='1400'/>").encode()
         with open(path, "wb") as f:
             f.write(b"TestGuestMagic\0" + struct.pack("=i", len(xml)) + xml)
 

@@ -15,10 +15,11 @@ from test_vmm_lab import CONF, DATA, DFILE, VM_DIR, VMM, node  # noqa: F401
 from onemetal.errors import InputError
 from onemetal.lab import Lab, libvirt
 from onemetal.lab.lab import HOST_CONF
+from onemetal.lab.samples import SampleNic, vnm_vm_xml
 from onemetal.run import Result
 from onemetal.vmm.connection import Connection
 from onemetal.vmm.lifecycle import deploy_id, is_active, wait_acpi
-from onemetal.vmm.save import relocate
+from onemetal.vmm.save import guest_mtus, relocate
 
 DS = "/var/lib/one/datastores"
 CHECKPOINT = f"{VM_DIR}/checkpoint"
@@ -37,6 +38,19 @@ def test_restore_moves_the_vms_paths_to_the_checkpoints_datastore_only():
              "<source file='/var/lib/one/datastores/0/17/disk.0'/></d>")
     assert relocate(saved, DS, f"{DS}/0/7/checkpoint", "7") == (
         f"<d><source file='{DS}/0/7/disk.0'/><source file='{DS}/0/17/disk.0'/></d>")
+
+
+def _saved(mtu: str) -> str:
+    return (f"<domain><name>one-7</name><devices><interface type='bridge'><target dev='one-7-0'/>"
+            f"{mtu}</interface><interface type='bridge'><target dev='vnet9'/></interface>"
+            f"</devices></domain>")
+
+
+def test_restore_keeps_a_saved_guest_mtu_up_to_the_enforced_one_and_refuses_more():
+    assert guest_mtus(_saved("<mtu size='1400'/>"), {"one-7-0": 1450}) == {"one-7-0": 1400}
+    for mtu in ("<mtu size='1500'/>", ""):
+        with pytest.raises(InputError, match="checkpoint file: interface one-7-0: .* above the 1450"):
+            guest_mtus(_saved(mtu), {"one-7-0": 1450})
 
 
 def test_shutdown_returns_as_soon_as_the_guest_powers_off():
@@ -147,6 +161,25 @@ def test_save_and_restore_round_trip_keeps_the_domain_and_its_rules(node) -> Non
     assert not os.path.exists(checkpoint)  # spent, as stock
     again = _run(lab, "restore", CHECKPOINT, "one-0", uuid, "7", "one-0")  # oned retried
     assert (again.returncode, again.stdout.strip()) == (0, uuid), again.stderr
+
+
+def test_restore_refuses_a_checkpoint_whose_guest_mtu_the_network_no_longer_allows(node) -> None:
+    lab, daemons = node
+    uuid = _deploy(lab, daemons)
+    assert _run(lab, "save", uuid, CHECKPOINT, "one-0", "7", "one-0").returncode == 0
+    oneadmin = lab.ssh("one-0")
+    lower = vnm_vm_xml(7, "one-0", [SampleNic(0, "10.0.7.1", "02:00:0a:00:07:01", mtu=1400)])
+    oneadmin.run(["sh", "-c", f"cp {VM_DIR}/vm.xml {VM_DIR}/vm.xml.1 && cat > {VM_DIR}/vm.xml"],
+                 input=lower)
+    try:
+        result = _run(lab, "restore", CHECKPOINT, "one-0", uuid, "7", "one-0")
+    finally:
+        oneadmin.run(["mv", f"{VM_DIR}/vm.xml.1", f"{VM_DIR}/vm.xml"])
+    assert result.returncode != 0
+    assert "interface one-7-0: the checkpoint's guest MTU is 1450, above the 1400" in result.stderr
+    assert _domains(daemons) == [] and os.path.isfile(lab.host("one-0").path(CHECKPOINT))
+    result = _run(lab, "restore", CHECKPOINT, "one-0", uuid, "7", "one-0")
+    assert (result.returncode, result.stdout.strip()) == (0, uuid), result.stderr
 
 
 def test_the_write_gate_refuses_a_checkpoint_on_an_unmounted_datastore(node) -> None:

@@ -23,7 +23,7 @@ import time
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Any, Sequence, TextIO
+    from typing import Any, Mapping, Sequence, TextIO
 
 import libvirt
 
@@ -119,6 +119,25 @@ def _checkpoint(args: Sequence[str], cfg: config.Config) -> tuple[str, str]:
     return path, vmid
 
 
+def guest_mtus(saved: str, enforced: Mapping[str, int]) -> dict[str, int]:
+    """The MTU each port keeps: libvirt refuses to change a guest's MTU on restore (it is part of
+    the machine's ABI), so a saved MTU at most the enforced one stays; one above it (or none: the
+    guest's 1500) would send frames the underlay drops, and is refused before anything changes."""
+    kept = {}
+    for iface in domain_xml.parse(saved).iterfind("devices/interface"):
+        target, mtu = iface.find("target"), iface.find("mtu")
+        dev = target.get("dev") if target is not None else None
+        if dev not in enforced:
+            continue
+        size = mtu.get("size", "") if mtu is not None else ""
+        if not size.isdigit() or int(size) > enforced[dev]:
+            raise InputError(f"the checkpoint's guest MTU is {size or 'unset (1500)'}, above the "
+                             f"{enforced[dev]} this host enforces; libvirt cannot change it on "
+                             f"restore: deploy the VM again", f"{FIELD}: interface {dev}")
+        kept[dev] = int(size)
+    return kept
+
+
 def _resume(conn: Connection, dom: Any, name: str) -> str:
     state = conn.run("check state", name, lambda _c: dom.state()[0])
     if state == libvirt.VIR_DOMAIN_PMSUSPENDED:
@@ -144,7 +163,8 @@ def restore(args: Sequence[str], stdin: TextIO) -> str:
         saved = conn.run("read checkpoint", name, lambda c: c.saveImageGetXMLDesc(
             path, libvirt.VIR_DOMAIN_SAVE_IMAGE_XML_SECURE))  # SECURE: keeps the VNC password
         saved = relocate(saved, cfg.storage.datastores_dir, path, vmid)
-        mtus = port_mtus(os.path.join(os.path.dirname(path), "vm.xml"), saved, cfg)
+        mtus = guest_mtus(saved, port_mtus(os.path.join(os.path.dirname(path), "vm.xml"), saved,
+                                           cfg))
         _, xml = domain_xml.rewrite(saved, mtus, cfg.vmm.graphics_listen,
                                     cfg.vmm.graphics_policy, vmid)
         gate(path, cfg.storage)
