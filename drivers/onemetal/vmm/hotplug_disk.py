@@ -94,10 +94,11 @@ def disk_xml(disk: Element, source: str, target: str) -> str:
         ET.SubElement(elem, "readonly")
     if _yes(disk, "SHAREABLE"):
         ET.SubElement(elem, "shareable")
-    if target.startswith("sd"):  # as the stock script: sdX on SCSI controller 0, unit X
-        number = sum((ord(c) - 96) * 26 ** i for i, c in enumerate(reversed(target[2:]))) - 1
+    # as the stock script: sdX on SCSI controller 0 at target X (sda 0, sdz 25, sdaa 26), < 256
+    number = sum((ord(c) - 96) * 26 ** i for i, c in enumerate(reversed(target[2:]))) - 1
+    if target.startswith("sd") and number < 256:
         ET.SubElement(elem, "address", type="drive", controller="0", bus="0",
-                         target=str(number), unit="0")
+                      target=str(number), unit="0")
     return xml_text(elem)
 
 
