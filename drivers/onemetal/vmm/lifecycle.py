@@ -75,7 +75,10 @@ def wait_acpi(conn: Connection, dom: Any, did: str, timeout: float) -> bool:
             return True
         if not asked_again and time.monotonic() - begin >= timeout / 2:
             asked_again = True
-            _ask_acpi(conn, dom, did)
+            try:
+                _ask_acpi(conn, dom, did)
+            except VmmError:
+                pass  # best effort: the guest may be powering off already ("not running")
         time.sleep(min(POLL_INTERVAL, max(0.0, timeout - (time.monotonic() - begin))))
     return not is_active(conn, dom, did)
 
