@@ -14,6 +14,7 @@ from lxml import etree
 from test_vmm_lab import CONF, DATA, DFILE, VM_DIR, VM_XML, VMM, _deployment, _disk
 from tm_lab import make_frontend, share_datastores
 
+from onemetal.errors import InputError
 from onemetal.lab import Lab, libvirt
 from onemetal.lab.samples import vnm_vm_xml
 from onemetal.run import Result
@@ -38,6 +39,21 @@ def action_xml(shared: str = "YES", vm: str = VM_XML) -> str:
             f"<DATASTORE><ID>0</ID><BASE_PATH>/var/lib/one//datastores/0</BASE_PATH>"
             f"<TEMPLATE><SHARED>{shared}</SHARED></TEMPLATE></DATASTORE>"
             f"</VMM_DRIVER_ACTION_DATA>")
+
+
+def test_the_destination_uri_flags_and_parameters_are_the_stock_drivers() -> None:
+    from onemetal import config
+    from onemetal.vmm import migrate
+
+    assert migrate.peer_uri("one-1") == "qemu+ssh://one-1/system"
+    assert migrate.params("<domain/>", "one-1") == {"destination_xml": "<domain/>",
+                                                     "migrate_uri": "tcp://one-1"}
+    cfg = config.Config()
+    assert migrate.flags(cfg) == 1  # VIR_MIGRATE_LIVE only, as `virsh migrate --live`
+    unsafe = config.Config(vmm=config.VmmConfig(migrate_unsafe=True))
+    assert migrate.flags(unsafe) == 1 | 512  # | VIR_MIGRATE_UNSAFE
+    with pytest.raises(InputError, match="not a host name"):
+        migrate.parse_args(["one-7", "fe80::1", "one-0", "7", "one-0"])
 
 
 @pytest.fixture(scope="module")

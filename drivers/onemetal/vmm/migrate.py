@@ -28,8 +28,8 @@ from onemetal.vmm import domain_xml
 from onemetal.vmm.connection import Connection, VmmError, VmmTimeout, call
 from onemetal.vmm.deploy import UUID, _destroy, _find
 
-# A host name or address as oned names hosts; never starting with "-" (an ssh option).
-HOST = re.compile(r"[A-Za-z0-9][A-Za-z0-9.:-]{0,252}")
+# A host name or IPv4 address as oned names hosts; never starting with "-" (an ssh option).
+HOST = re.compile(r"[A-Za-z0-9][A-Za-z0-9.-]{0,252}")
 USAGE = "<deploy id> <dest host> <src host> <vmid> <src host>"
 # What `virsh migrate --live` asks for: the destination's domain stays transient, as deploy's.
 FLAGS = libvirt.VIR_MIGRATE_LIVE
