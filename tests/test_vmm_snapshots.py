@@ -61,11 +61,12 @@ def test_create_revert_delete_round_trip(node) -> None:
     ("snapshot_delete", ["snap-1;reboot", "7", "one-0"], "hypervisor id: 'snap-1;reboot'"),
     ("snapshot_create", ["x", "7", "one-0"], "snap id: 'x' is not an integer"),
     ("snapshot_revert", ["snap-1"], "deploy id"),  # with a hostile deploy id below
+    ("snapshot_create", ["2", "7", "one-0"], "one-99: no such domain"),  # and another VM's
 ])
 def test_bad_input_fails_naming_it_and_changes_nothing(node, action, args, field) -> None:
     lab, daemons = node
     before = _snapshots(daemons)
-    domain = "one-7/../x" if field == "deploy id" else "one-7"
+    domain = {"deploy id": "one-7/../x", "one-99: no such domain": "one-99"}.get(field, "one-7")
     result = run(lab, action, domain, *args, input=action_data(vm_xml()))
     assert failed(result, field), result.stderr
     assert _snapshots(daemons) == before and _state(daemons) == "running"

@@ -13,7 +13,7 @@ import xml.etree.ElementTree as ET
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Any, Callable, Sequence, TextIO
+    from typing import Any, Callable, TextIO
 
     from onemetal.opennebula.xmltree import Element
 
@@ -26,22 +26,13 @@ from onemetal.errors import InputError
 from onemetal.opennebula import payload
 from onemetal.vmm import domain_xml
 from onemetal.vmm.connection import Connection, VmmError
-from onemetal.vmm.deploy import UUID, _find, connection
+from onemetal.vmm.deploy import connection
+from onemetal.vmm.lifecycle import existing
 
 ROOT = "VMM_DRIVER_ACTION_DATA"
 # A guest acknowledges a PCI unplug when its OS gets to it; libvirt itself waits 5 s first.
 DETACH_WAIT = 5.0
 LIVE = libvirt.VIR_DOMAIN_AFFECT_LIVE
-
-
-def deploy_id(args: Sequence[str], usage: str) -> str:
-    """args[0], what deploy printed (a UUID) or the name one-<VMID>; InputError otherwise."""
-    if not args:
-        raise InputError(f"missing: {usage}", "argv")
-    if not (domain_xml.NAME.fullmatch(args[0]) or UUID.fullmatch(args[0])):
-        raise InputError(f"{args[0]!r} is neither a domain name one-<VMID> nor a UUID",
-                         "deploy id")
-    return args[0]
 
 
 def action_data(stdin: TextIO) -> Element:
@@ -73,11 +64,11 @@ class Domain:
         self.cfg = cfg or config.load()
         self.conn: Connection = connection(self.cfg)
         self.name = deploy
-        dom = _find(self.conn, deploy)
-        if dom is None:
+        try:
+            self.dom: Any = existing(self.conn, deploy)
+        except BaseException:
             self.conn.close()
-            raise VmmError("no such domain on this host", deploy)
-        self.dom: Any = dom
+            raise
 
     def __enter__(self) -> Domain:
         return self

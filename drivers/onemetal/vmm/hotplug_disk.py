@@ -27,8 +27,8 @@ if TYPE_CHECKING:
 
 from onemetal.errors import InputError
 from onemetal.storage.datastores import inside
-from onemetal.vmm.hotplug import (Domain, action_data, attached, deploy_id, device_text, vm_of,
-                                  xml_text)
+from onemetal.vmm.hotplug import Domain, action_data, attached, device_text, vm_of, xml_text
+from onemetal.vmm.lifecycle import deploy_id
 
 TARGET = re.compile(r"(vd|sd|hd)[a-z]{1,2}")
 CHOICES = {"DRIVER": ("raw", "qcow2"),
@@ -111,7 +111,7 @@ def _on_target(live: Live, target: str) -> Live | None:
 
 
 def attach_disk(args: Sequence[str], stdin: TextIO) -> None:
-    deploy = deploy_id(args, USAGE)
+    deploy = deploy_id(args)
     if len(args) < 3:
         raise InputError(f"missing: {USAGE}", "argv")
     disk = attached(vm_of(action_data(stdin)), "DISK")
@@ -128,7 +128,7 @@ def attach_disk(args: Sequence[str], stdin: TextIO) -> None:
 
 
 def detach_disk(args: Sequence[str], stdin: TextIO) -> None:
-    deploy = deploy_id(args, "detach_disk <deploy id> <source> <target> <target index>")
+    deploy = deploy_id(args)
     target = target_name(args[2] if len(args) > 2 else "", "target")
     with Domain(deploy) as domain:
         disk = _on_target(domain.live(), target)

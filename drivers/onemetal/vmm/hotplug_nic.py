@@ -28,10 +28,10 @@ from onemetal.errors import InputError
 from onemetal.net.targets import Claim, check_names
 from onemetal.opennebula import values
 from onemetal.opennebula.vm import VM, Nic
-from onemetal.vmm.hotplug import Domain, action_data, deploy_id, device_text, vm_of, xml_text
+from onemetal.vmm.hotplug import Domain, action_data, device_text, vm_of, xml_text
+from onemetal.vmm.lifecycle import deploy_id
 
 MODEL = re.compile(r"[a-z0-9][a-z0-9_-]{0,31}")
-USAGE = "attach_nic <deploy id> <mac> <bridge> <model> <vn_mad> <target> <vmid> <host>"
 
 
 def _nic(vm: VM, mac: str) -> Nic:
@@ -88,7 +88,7 @@ def _with_mac(live: Live, mac: str) -> Live | None:
 
 
 def attach_nic(args: Sequence[str], stdin: TextIO) -> None:
-    deploy = deploy_id(args, USAGE)
+    deploy = deploy_id(args)
     mac = values.mac(args[1] if len(args) > 1 else "", "mac").lower()
     vm = VM.from_xml(vm_of(action_data(stdin)))
     nic = _nic(vm, mac)
@@ -100,7 +100,7 @@ def attach_nic(args: Sequence[str], stdin: TextIO) -> None:
 
 
 def detach_nic(args: Sequence[str], stdin: TextIO) -> None:
-    deploy = deploy_id(args, "detach_nic <deploy id> <mac>")
+    deploy = deploy_id(args)
     mac = values.mac(args[1] if len(args) > 1 else "", "mac").lower()
     with Domain(deploy) as domain:
         iface = _with_mac(domain.live(), mac)

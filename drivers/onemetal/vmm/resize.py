@@ -22,8 +22,9 @@ import libvirt
 
 from onemetal.errors import InputError
 from onemetal.opennebula import values
-from onemetal.vmm.hotplug import LIVE, Domain, action_data, deploy_id, vm_of
+from onemetal.vmm.hotplug import LIVE, Domain, action_data, vm_of
 from onemetal.vmm.hotplug_disk import target_name
+from onemetal.vmm.lifecycle import deploy_id
 
 MAX_VCPU = 4096
 MAX_MEMORY_MB = 64 << 20  # 64 TiB
@@ -35,7 +36,7 @@ def _number(vm: Element, path: str, hi: int) -> int | None:
 
 
 def resize(args: Sequence[str], stdin: TextIO) -> None:
-    deploy = deploy_id(args, "resize <deploy id> <vmid> <host>")
+    deploy = deploy_id(args)
     vm = vm_of(action_data(stdin))
     vcpu, vcpu_old = _number(vm, "VCPU", MAX_VCPU), _number(vm, "RESIZE/VCPU", MAX_VCPU)
     memory = _number(vm, "MEMORY", MAX_MEMORY_MB)
@@ -63,7 +64,7 @@ def _disk_target(vm: Element, disk_id: int) -> str:
 
 def resize_disk(args: Sequence[str], stdin: TextIO) -> None:
     usage = "resize_disk <deploy id> <disk id> <size MB> <drv message> <host>"
-    deploy = deploy_id(args, usage)
+    deploy = deploy_id(args)
     if len(args) < 3:
         raise InputError(f"missing: {usage}", "argv")
     disk_id = values.integer(args[1], "disk id")

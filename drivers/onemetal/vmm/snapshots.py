@@ -27,7 +27,8 @@ from onemetal.errors import InputError
 from onemetal.opennebula import values
 from onemetal.storage.datastores import gate, inside
 from onemetal.vmm.connection import VmmError
-from onemetal.vmm.hotplug import Domain, deploy_id
+from onemetal.vmm.hotplug import Domain
+from onemetal.vmm.lifecycle import deploy_id
 
 NAME = re.compile(r"snap-[0-9]{1,9}")
 ONE_NS = "http://opennebula.org/xmlns/libvirt/1.0"
@@ -83,7 +84,7 @@ def _dump_all(domain: Domain, vm_dir: str | None) -> None:
 
 
 def snapshot_create(args: Sequence[str], stdin: TextIO) -> str:
-    deploy = deploy_id(args, "snapshot_create <deploy id> <snap id> <vmid> <host>")
+    deploy = deploy_id(args)
     snap_id = values.integer(args[1] if len(args) > 1 else "", "snap id", 0, 999_999_999)
     name = f"snap-{snap_id}"
     with Domain(deploy) as domain:
@@ -97,7 +98,7 @@ def snapshot_create(args: Sequence[str], stdin: TextIO) -> str:
 
 
 def snapshot_revert(args: Sequence[str], stdin: TextIO) -> None:
-    deploy = deploy_id(args, "snapshot_revert <deploy id> <hypervisor id>")
+    deploy = deploy_id(args)
     name = snapshot_name(args)
     with Domain(deploy) as domain:
         snap = _snapshot(domain, name)
@@ -106,7 +107,7 @@ def snapshot_revert(args: Sequence[str], stdin: TextIO) -> None:
 
 
 def snapshot_delete(args: Sequence[str], stdin: TextIO) -> None:
-    deploy = deploy_id(args, "snapshot_delete <deploy id> <hypervisor id> <vmid> <host>")
+    deploy = deploy_id(args)
     name = snapshot_name(args)
     with Domain(deploy) as domain:
         snap = _snapshot(domain, name)
