@@ -67,7 +67,19 @@ def test_the_interface_is_the_stock_ovs_one_with_the_enforced_mtu() -> None:
     assert ET.fromstring(interface_xml(vm, vm.nics[0], {})).find("mtu") is None
 
 
+def test_the_nic_keeps_its_qos_and_virtio_queues() -> None:
+    vm = _vm(MODEL="virtio", VIRTIO_QUEUES="4", INBOUND_AVG_BW="1000", INBOUND_PEAK_KB="64",
+             OUTBOUND_PEAK_BW="2000")
+    elem = ET.fromstring(interface_xml(vm, vm.nics[0], {}))
+    assert elem.find("driver").attrib == {"name": "vhost", "queues": "4"}
+    assert elem.find("bandwidth/inbound").attrib == {"average": "1000", "burst": "64"}
+    assert elem.find("bandwidth/outbound").attrib == {"peak": "2000"}
+    assert ET.fromstring(interface_xml(_vm(), _vm().nics[0], {})).find("bandwidth") is None
+
+
 @pytest.mark.parametrize("extra, field", [
+    ({"INBOUND_AVG_BW": "1e9"}, "NIC[NIC_ID=1]/INBOUND_AVG_BW"),
+    ({"MODEL": "virtio", "VIRTIO_QUEUES": "0"}, "NIC[NIC_ID=1]/VIRTIO_QUEUES"),
     ({"MODEL": "virtio'/><script path='/x"}, "NIC[NIC_ID=1]/MODEL"),
     ({"SCRIPT": "/usr/bin/id"}, "NIC[NIC_ID=1]/SCRIPT"),
     ({"TARGET": "vx1"}, "NIC[NIC_ID=1]/TARGET"),

@@ -19,7 +19,7 @@ import xml.etree.ElementTree as ET
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Sequence, TextIO
+    from typing import Mapping, Sequence, TextIO
 
     from onemetal.vmm.hotplug import Live
 
@@ -32,6 +32,7 @@ from onemetal.vmm.hotplug import Domain, action_data, device_text, vm_of, xml_te
 from onemetal.vmm.lifecycle import deploy_id
 
 MODEL = re.compile(r"[a-z0-9][a-z0-9_-]{0,31}")
+BANDWIDTH = (("average", "AVG_BW"), ("peak", "PEAK_BW"), ("burst", "PEAK_KB"))
 
 
 def _nic(vm: VM, mac: str) -> Nic:
@@ -74,9 +75,28 @@ def interface_xml(vm: VM, nic: Nic, mtus: dict[str, int]) -> str:
         ET.SubElement(elem, "boot", order=str(order))
     if model:
         ET.SubElement(elem, "model", type=model)
+    # "auto" (one queue per VCPU in the stock driver) is left to libvirt's default of one
+    if model == "virtio" and attrs.get("VIRTIO_QUEUES", "auto") != "auto":
+        queues = values.integer(attrs["VIRTIO_QUEUES"], f"{field}/VIRTIO_QUEUES", 1, 256)
+        ET.SubElement(elem, "driver", name="vhost", queues=str(queues))
     if target in mtus:
         ET.SubElement(elem, "mtu", size=str(mtus[target]))
+    _bandwidth(elem, attrs, field)
     return xml_text(elem)
+
+
+def _bandwidth(elem: ET.Element, attrs: Mapping[str, str], field: str) -> None:
+    """<bandwidth> from the NIC's QoS (kB/s, kB), as KvmVM#interface_xml: the limits oned's
+    vnet gives the NIC hold for a hot-plugged one too."""
+    found = {direction: {name: str(values.integer(attrs[f"{prefix}_{key}"],
+                                                  f"{field}/{prefix}_{key}", 1, 2**32 - 1))
+                         for name, key in BANDWIDTH if attrs.get(f"{prefix}_{key}")}
+             for direction, prefix in (("inbound", "INBOUND"), ("outbound", "OUTBOUND"))}
+    if any(found.values()):
+        bandwidth = ET.SubElement(elem, "bandwidth")
+        for direction, limits in found.items():
+            if limits:
+                ET.SubElement(bandwidth, direction, limits)
 
 
 def _with_mac(live: Live, mac: str) -> Live | None:
