@@ -65,6 +65,8 @@ LAB_TOOLS = {
     # How oned's one_tm/one_datastore read their oned.conf ARGUMENTS (GetoptLong): the installer's
     # tests check its driver-list edits with it (tests/test_install_oned_lists.py).
     "ruby": "ruby",
+    # OpenNebula's stock kvm deploy parses the deployment file with it (bench/vmm_deploy.py).
+    "xmllint": "libxml2-utils",
 }
 
 # Libraries, data files and Python modules of the lab only (never on a host): for its NFS the FSAL
