@@ -129,7 +129,10 @@ HOSTILE = "vdb'/><source file='/etc/shadow"
                                                          extra=(("ATTACH", "YES"),
                                                                 ("SCRIPT", "/tmp/x")))]),
      "NIC[NIC_ID=1]/SCRIPT"),
+    ("detach_disk", [f"{VM_DIR}/disk.1", "sdq"], vm_xml(), "target: one-7 has no disk on sdq"),
+    ("detach_nic", ["02:00:0a:00:07:0;"], vm_xml(), "mac: '02:00:0a:00:07:0;' is not a MAC"),
     ("resize_disk", ["0", "-5"], vm_xml(), "size"),
+    ("resize_disk", ["3", "64"], vm_xml(), "disk id: the VM has no DISK with DISK_ID 3"),
     ("resize", [], vm_xml(template="<VCPU>x</VCPU>"), "VM/TEMPLATE/VCPU"),
 ])
 def test_bad_input_fails_naming_it_and_changes_nothing(node, action, args, data, field) -> None:
