@@ -9,7 +9,8 @@ qemu+ssh (its key and known_hosts), and qemu sends the guest's memory straight
 to the destination qemu at tcp://<dest host>, the name oned reaches it by. The
 destination gets the domain's XML re-checked as deploy checks it (MTUs of the
 VM's ports from the action's VM, consoles on vmm.graphics_listen). Storage is
-not copied: a VM with disks needs a shared system datastore.
+not copied: a VM with disks needs a shared system datastore. Its libvirt
+snapshots move with it (onemetal.vmm.migrate_snapshots).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ import libvirt
 from onemetal import config
 from onemetal.errors import InputError
 from onemetal.vmm import domain_xml
+from onemetal.vmm import migrate_snapshots as snapshots
 from onemetal.vmm.connection import Connection, VmmError, VmmTimeout, call
 from onemetal.vmm.deploy import UUID, _destroy, _find
 
@@ -149,18 +151,23 @@ def run(args: Sequence[str], stdin: TextIO, on_source: bool) -> None:
     try:
         dom, live = _live(src, deploy_id)
         name, xml = destination_xml(live, data, cfg)
+        directory = snapshots.vm_dir(domain_xml.parse(xml), cfg.storage.datastores_dir)
+        texts, current = snapshots.saved(src, dom, name, directory)
         dconn = dst.run("connect", name, lambda c: c)
+        snapshots.drop(src, dom, name, texts)
         try:
             _transfer(src, dom, dconn, name, dest, xml, cfg)
         except VmmError:
             if _if_running(src, name) is not None:
                 _destroy(dst, name)  # the stock driver's clean-up of a half-made destination
+                snapshots.redefine(src, name, texts, current)
                 raise
             if _if_running(dst, name) is None:
                 raise
             # else it ended after the deadline, its abort too late: the guest runs there
         if _find(src, name) is not None:
             raise VmmError(f"migrated to {dest}, yet still present on {src.uri}", name)
+        snapshots.redefine(dst, name, texts, current)
     finally:
         src.close()
         dst.close()
