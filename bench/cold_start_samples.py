@@ -153,8 +153,9 @@ def vmm(tmp: str) -> dict[str, tuple[list[str], str]]:
             **hotplug(tmp, host),
             "exec": ([VM, host, "ls", ""], ""), "exec_cancel": ([VM, host], ""),
             "poll": ([f"one-{VM}", host, VM], ""),
-            "prereconfigure": ([f"one-{VM}", "hdb", VM, host], ""),
-            "reconfigure": ([f"one-{VM}", "hdb", f"{_paths(tmp)['vm_dir']}/disk.1", VM, host], ""),
+            # a VM without context: oned sends empty targets and the imports are all paid
+            "prereconfigure": ([f"one-{VM}", "", VM, host], ""),
+            "reconfigure": ([f"one-{VM}", "", "", VM, host], ""),
             **{a: ([TEST_DOMAIN, host, VM, host], "") for a in ("shutdown", "reboot", "reset")},
             "save": ([TEST_DOMAIN, f"{_paths(tmp)['vm_dir']}/saved", host, VM, host], ""),
             "restore": ([f"{_paths(tmp)['vm_dir']}/checkpoint", host, f"one-{VM}", VM, host], ""),
