@@ -12,6 +12,7 @@ operation and the domain.
 from __future__ import annotations
 
 import threading
+import time
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -59,6 +60,18 @@ def call(fn: Callable[..., Any], *args: Any, what: str, domain: str, timeout: fl
     if error is not None:
         raise error
     return box.get("value")
+
+
+def retry_if(marker: str, fn: Callable[[], Any], tries: int = 3, wait: float = 5.0) -> Any:
+    """fn(), again after `wait` s while its VmmError says `marker` (the stock scripts' retry_if:
+    "active block job" while a disk job runs, "is in use"), `tries` times in all."""
+    for attempt in range(1, tries + 1):
+        try:
+            return fn()
+        except VmmError as exc:
+            if marker not in str(exc) or attempt == tries:
+                raise
+        time.sleep(wait)
 
 
 def no_domain(error: BaseException) -> bool:

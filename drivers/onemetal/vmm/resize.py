@@ -6,8 +6,8 @@ VCPUs hot-plugged (setvcpus --live --hotpluggable). MEMORY_RESIZE_MODE=HOTPLUG (
 on a NUMA cell) is not supported by onemetal.
 resize_disk <deploy id> <disk id> <size MB> <drv message> <host> <vmid> <host>: the
 disk's TARGET from the action XML, grown to the size (blockresize <size>M) after the
-TM grew the image. A smaller size than the disk's is refused: nothing shrinks a guest's
-disk under it.
+TM grew the image, tried 3 times 5 s apart while libvirt says "is in use", as stock. A
+smaller size than the disk's is refused: nothing shrinks a guest's disk under it.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ import libvirt
 
 from onemetal.errors import InputError
 from onemetal.opennebula import values
+from onemetal.vmm.connection import retry_if
 from onemetal.vmm.hotplug import LIVE, Domain, action_data, vm_of
 from onemetal.vmm.hotplug_disk import target_name
 from onemetal.vmm.lifecycle import deploy_id
@@ -75,5 +76,5 @@ def resize_disk(args: Sequence[str], stdin: TextIO) -> None:
         if size < capacity:
             raise InputError(f"{size >> 20} MiB is smaller than the disk's {capacity >> 20} "
                              f"MiB; disks only grow", "size")
-        domain.run("resize disk", lambda d: d.blockResize(
-            target, size, libvirt.VIR_DOMAIN_BLOCK_RESIZE_BYTES))
+        retry_if("is in use", lambda: domain.run("resize disk", lambda d: d.blockResize(
+            target, size, libvirt.VIR_DOMAIN_BLOCK_RESIZE_BYTES)))

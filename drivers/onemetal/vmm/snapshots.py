@@ -6,7 +6,8 @@ prints that name, which oned keeps as the snapshot's HYPERVISOR_ID. As the stock
 script, each snapshot's XML is dumped to <system datastore>/<name>.xml (the domain's
 one:system_datastore metadata), through the datastore write-gate, so migrate can
 redefine it on another host.
-snapshot_revert <deploy id> <hypervisor id>: revert --force.
+snapshot_revert <deploy id> <hypervisor id>: revert --force. Create and revert are tried
+again, 3 times 5 s apart, while libvirt says "active block job", as stock.
 snapshot_delete <deploy id> <hypervisor id> <vmid> <host>: its XML file and the
 snapshot go; the remaining snapshots' files are dumped again.
 A hypervisor id is only ever a name snapshot_create printed: anything else is refused.
@@ -26,7 +27,7 @@ import libvirt
 from onemetal.errors import InputError
 from onemetal.opennebula import values
 from onemetal.storage.datastores import gate, inside
-from onemetal.vmm.connection import VmmError
+from onemetal.vmm.connection import VmmError, retry_if
 from onemetal.vmm.hotplug import Domain
 from onemetal.vmm.lifecycle import deploy_id
 
@@ -92,7 +93,8 @@ def snapshot_create(args: Sequence[str], stdin: TextIO) -> str:
         if vm_dir is not None:
             gate(vm_dir, domain.cfg.storage)
         xml = f"<domainsnapshot><name>{name}</name></domainsnapshot>"
-        domain.run("create snapshot", lambda d: d.snapshotCreateXML(xml, 0))
+        retry_if("active block job",
+                 lambda: domain.run("create snapshot", lambda d: d.snapshotCreateXML(xml, 0)))
         _dump_all(domain, vm_dir)
     return name + "\n"
 
@@ -102,8 +104,8 @@ def snapshot_revert(args: Sequence[str], stdin: TextIO) -> None:
     name = snapshot_name(args)
     with Domain(deploy) as domain:
         snap = _snapshot(domain, name)
-        domain.run("revert to snapshot", lambda d: d.revertToSnapshot(
-            snap, libvirt.VIR_DOMAIN_SNAPSHOT_REVERT_FORCE))
+        retry_if("active block job", lambda: domain.run("revert to snapshot", lambda d: (
+            d.revertToSnapshot(snap, libvirt.VIR_DOMAIN_SNAPSHOT_REVERT_FORCE))))
 
 
 def snapshot_delete(args: Sequence[str], stdin: TextIO) -> None:
