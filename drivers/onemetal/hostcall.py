@@ -24,6 +24,7 @@ ENTRIES = {
     "mount-ensure": "onemetal.storage.mount_ensure:entry",
     "nat-apply": "onemetal.nat.apply:entry",
     "storage-doctor": "onemetal.storage.doctor:entry",
+    "host-doctor": "onemetal.doctor.host:entry",
     "vnm-pre": "onemetal.net.vnm:pre",
     "vnm-post": "onemetal.net.vnm:post",
     "vnm-clean": "onemetal.net.vnm:clean",

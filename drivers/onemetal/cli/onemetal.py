@@ -169,9 +169,26 @@ def mount_ensure(datastore: str, source: str | None, immutable: bool, host: str 
         _fail(exc)
 
 
-@main.group()
-def doctor() -> None:
-    """Check this machine (or a host) and say what to fix."""
+@main.group(invoke_without_command=True)
+@click.option("--host", default=None, help="Check only this host (and NAT if it is the gateway).")
+@click.option("--remotes", default="/var/lib/one/remotes", show_default=True,
+              help="The frontend's remotes directory (what onehost sync copies).")
+@click.option("-j", "--json", "as_json", is_flag=True, help="Print the checks as JSON.")
+@click.pass_context
+def doctor(ctx: click.Context, host: str | None, remotes: str, as_json: bool) -> None:
+    """Check the installation (frontend, NAT, every host) and say what to fix (docs/doctor.md)."""
+    if ctx.invoked_subcommand:
+        return
+    from onemetal import config, doctor_report
+    from onemetal.doctor import frontend
+
+    try:
+        checks = frontend.run(config.load(), remotes, host)
+    except (OneMetalError, OSError) as exc:
+        _fail(exc)
+    click.echo(doctor_report.dumps(checks) if as_json else doctor_report.text(checks))
+    if doctor_report.failed(checks):
+        sys.exit(1)
 
 
 @doctor.command("storage")
