@@ -67,9 +67,12 @@ def test_host_entries_import_no_typing_logging_or_dataclasses(entry):
                    "if m in sys.modules))")
     assert proc.returncode == 0, proc.stderr
     # Only the KVM driver loads libvirt-python (which imports typing) and lxml (inspect), as
-    # issue 11 allows for its domain XML; no other entry pays for them.
+    # issue 11 allows for its domain XML; no other entry pays for them. Of the KVM modules only
+    # migrate's every action rewrites the XML; the others load lxml when they parse it.
     vmm = module.startswith("onemetal.vmm.") and module != "onemetal.vmm.actions"  # refusals
-    assert proc.stdout.strip() == ("['inspect', 'lxml', 'typing']" if vmm else "[]")
+    lxml = module == "onemetal.vmm.migrate"
+    assert proc.stdout.strip() == ("['inspect', 'lxml', 'typing']" if lxml else
+                                   "['typing']" if vmm else "[]")
 
 
 def test_finish_writes_what_was_buffered_and_exits_with_the_code():
@@ -126,8 +129,7 @@ def storage_samples(tmp_path_factory):
     return cold_start.cases(REPO, tmp), tmp, cold_start.write_conf(tmp)
 
 
-@pytest.mark.parametrize("entry", STORAGE)
-def test_storage_actions_import_nothing_heavy_up_to_their_first_command(entry, storage_samples):
+def _imports_running(entry: str, storage_samples) -> set[str]:
     """What an action imports as it runs (not only its module): -X importtime lists every module."""
     import cold_start_samples
 
@@ -137,12 +139,35 @@ def test_storage_actions_import_nothing_heavy_up_to_their_first_command(entry, s
     proc = subprocess.run(["/usr/bin/python3", "-I", "-X", "importtime", *args], input=stdin,
                           capture_output=True, text=True, timeout=60,
                           env={"PATH": "/usr/bin:/bin", "ONEMETAL_CONF": conf, BENCH_STOP: "1"})
-    assert proc.returncode in (0, BENCH_STOP_CODE), proc.stderr[-2000:]
+    # a KVM sample may end at libvirt's test driver, which has no such domain: what the bench takes
+    ended = proc.returncode in (0, BENCH_STOP_CODE) or (
+        entry.startswith("vmm-") and proc.returncode == 1 and "no such domain" in proc.stderr)
+    assert ended and "Traceback" not in proc.stderr, proc.stderr[-2000:]
     imported = {line.rpartition("|")[2].strip() for line in proc.stderr.splitlines()
                 if line.startswith("import time:")}
     assert "onemetal.hostcall" in imported  # the listing is there: the check can see imports
-    assert imported.isdisjoint({"typing", "logging", "dataclasses", "inspect", "urllib.request",
-                                "http.client", "ssl", "subprocess"})
+    return imported
+
+
+@pytest.mark.parametrize("entry", STORAGE)
+def test_storage_actions_import_nothing_heavy_up_to_their_first_command(entry, storage_samples):
+    assert _imports_running(entry, storage_samples).isdisjoint(
+        {"typing", "logging", "dataclasses", "inspect", "urllib.request", "http.client", "ssl",
+         "subprocess"})
+
+
+# The KVM actions that only name a domain: no domain XML to parse, no NIC to look at.
+NAMING_ONLY = ["vmm-cancel", "vmm-shutdown", "vmm-reboot", "vmm-reset", "vmm-save",
+               "vmm-snapshot_create", "vmm-snapshot_revert", "vmm-snapshot_delete",
+               "vmm-prereconfigure", "vmm-reconfigure"]
+
+
+@pytest.mark.parametrize("entry", NAMING_ONLY)
+def test_vmm_actions_that_only_name_a_domain_import_neither_lxml_nor_the_network(
+        entry, storage_samples):
+    imported = _imports_running(entry, storage_samples)
+    assert "libvirt" in imported and "lxml" not in imported and "inspect" not in imported
+    assert not any(m.startswith("onemetal.net") for m in imported), sorted(imported)
 
 
 def test_flow_cookies_are_still_sha256_of_the_flow_without_hashlib():

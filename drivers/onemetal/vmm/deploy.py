@@ -14,7 +14,6 @@ cancel <deploy id> <host> <vmid>: destroys the domain; one already gone is succe
 from __future__ import annotations
 
 import os
-import re
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -23,10 +22,8 @@ if TYPE_CHECKING:
 from onemetal import config
 from onemetal.errors import InputError
 from onemetal.storage.datastores import gate, inside
-from onemetal.vmm import domain_xml
 from onemetal.vmm.connection import Connection, VmmError, no_domain
-
-UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+from onemetal.vmm.deploy_ids import UUID, checked
 
 
 def connection(cfg: config.Config) -> Connection:
@@ -92,6 +89,8 @@ def _create(conn: Connection, name: str, xml: str) -> str:
 def deploy(args: Sequence[str], stdin: TextIO) -> str:
     if not args:
         raise InputError("missing: deploy <deployment file> <host> <vmid> <host>", "argv")
+    from onemetal.vmm import domain_xml  # lxml: for deploy's rewrite, not for cancel
+
     cfg = config.load()
     path = inside(args[0], cfg.storage.datastores_dir, "deployment file")
     vmid = args[2] if len(args) > 2 and args[2].isdigit() else None
@@ -143,10 +142,7 @@ def _destroy(conn: Connection, deploy_id: str) -> bool:
 
 
 def cancel(args: Sequence[str], stdin: TextIO) -> None:
-    deploy_id = args[0] if args else ""
-    if not (domain_xml.NAME.fullmatch(deploy_id) or UUID.fullmatch(deploy_id)):
-        raise InputError(f"{deploy_id!r} is neither a domain name one-<VMID> nor a UUID",
-                         "deploy id")
+    deploy_id = checked(args[0] if args else "")
     conn = connection(config.load())
     try:
         _destroy(conn, deploy_id)

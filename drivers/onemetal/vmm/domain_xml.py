@@ -24,9 +24,9 @@ if TYPE_CHECKING:
 from lxml import etree
 
 from onemetal.errors import ConfigError, InputError
+from onemetal.vmm.deploy_ids import NAME
 
 MAX_BYTES = 1 << 20  # LibVirtDriverKVM's files are a few kB; even 256 disks stay far below
-NAME = re.compile(r"one-[0-9]+")
 NETWORK_CONSOLES = ("vnc", "spice", "rdp")
 POLICIES = ("rewrite", "refuse")
 FIELD = "deployment file"

@@ -24,7 +24,6 @@ import libvirt
 from onemetal import config
 from onemetal.errors import InputError
 from onemetal.opennebula import payload
-from onemetal.vmm import domain_xml
 from onemetal.vmm.connection import Connection, VmmError
 from onemetal.vmm.deploy import connection
 from onemetal.vmm.lifecycle import existing
@@ -82,6 +81,8 @@ class Domain:
 
     def live(self) -> Live:
         """The live domain XML (libvirt's own, parsed as strictly as a deployment file)."""
+        from onemetal.vmm import domain_xml  # lxml: not for the actions that never read it
+
         return domain_xml.parse(self.run("read the domain XML", lambda d: d.XMLDesc(0)))
 
     def attach(self, xml: str) -> None:

@@ -18,21 +18,17 @@ if TYPE_CHECKING:
     from typing import Any, Callable, Sequence, TextIO
 
 from onemetal import config
-from onemetal.errors import InputError
 from onemetal.opennebula.protocol import log
-from onemetal.vmm import domain_xml
 from onemetal.vmm.connection import Connection, VmmError, no_domain
-from onemetal.vmm.deploy import UUID, _destroy, _find, connection
+from onemetal.vmm.deploy import _destroy, _find, connection
+from onemetal.vmm.deploy_ids import checked
 
 POLL_INTERVAL = 0.5  # seconds between two looks at a shutting-down domain
 
 
 def deploy_id(args: Sequence[str], index: int = 0) -> str:
     """The deploy id at args[index]: a UUID (what deploy printed) or a name one-<VMID>."""
-    raw = args[index] if len(args) > index else ""
-    if not (domain_xml.NAME.fullmatch(raw) or UUID.fullmatch(raw)):
-        raise InputError(f"{raw!r} is neither a domain name one-<VMID> nor a UUID", "deploy id")
-    return raw
+    return checked(args[index] if len(args) > index else "")
 
 
 def existing(conn: Connection, did: str) -> Any:

@@ -28,7 +28,8 @@ from onemetal.errors import InputError
 from onemetal.vmm import domain_xml
 from onemetal.vmm import migrate_snapshots as snapshots
 from onemetal.vmm.connection import Connection, VmmError, VmmTimeout, call
-from onemetal.vmm.deploy import UUID, _destroy, _find
+from onemetal.vmm.deploy import _destroy, _find
+from onemetal.vmm.deploy_ids import checked
 
 # A host name or IPv4 address as oned names hosts; never starting with "-" (an ssh option).
 HOST = re.compile(r"[A-Za-z0-9][A-Za-z0-9.-]{0,252}")
@@ -52,10 +53,7 @@ def parse_args(args: Sequence[str]) -> tuple[str, str, str]:
     """(deploy id, destination host, source host), each checked."""
     if len(args) < 3:
         raise InputError(f"missing: migrate {USAGE}", "argv")
-    deploy_id = args[0]
-    if not (domain_xml.NAME.fullmatch(deploy_id) or UUID.fullmatch(deploy_id)):
-        raise InputError(f"{deploy_id!r} is neither a domain name one-<VMID> nor a UUID",
-                         "deploy id")
+    deploy_id = checked(args[0])
     dest, src = _host(args[1], "dest host"), _host(args[2], "src host")
     if dest == src:
         raise InputError(f"{dest} is the source host; a migration between system datastores "

@@ -21,14 +21,13 @@ if TYPE_CHECKING:
     from typing import Any, Sequence, TextIO
 
 import libvirt
-from lxml import etree
 
 from onemetal import config
 from onemetal.errors import InputError
 from onemetal.storage.datastores import inside
-from onemetal.vmm import domain_xml
 from onemetal.vmm.connection import VmmError
-from onemetal.vmm.deploy import UUID, _find, connection
+from onemetal.vmm.deploy import _find, connection
+from onemetal.vmm.deploy_ids import checked
 
 TARGET = re.compile(r"[a-z]{2,3}[a-z0-9]{1,4}")  # hda, sdb, vdaa: LibVirtDriverKVM's targets
 FORCE = libvirt.VIR_DOMAIN_AFFECT_LIVE | libvirt.VIR_DOMAIN_DEVICE_MODIFY_FORCE
@@ -39,9 +38,7 @@ def _args(args: Sequence[str], count: int, usage: str) -> list[str] | None:
     values = [*args[:count], *[""] * (count - len(args))]
     if not all(values):
         return None
-    if not (domain_xml.NAME.fullmatch(values[0]) or UUID.fullmatch(values[0])):
-        raise InputError(f"{values[0]!r} is neither a domain name one-<VMID> nor a UUID",
-                         "deploy id")
+    checked(values[0])
     if not TARGET.fullmatch(values[1]):
         raise InputError(f"{values[1]!r} is not a disk target ({usage})", "target")
     return values
@@ -49,6 +46,10 @@ def _args(args: Sequence[str], count: int, usage: str) -> list[str] | None:
 
 def _change_media(deploy: str, target: str, iso: str | None) -> None:
     """The CD-ROM at `target` emptied (iso None) or loaded with `iso`, on the live domain."""
+    from lxml import etree  # only a CD-ROM to change pays lxml, not a VM without context
+
+    from onemetal.vmm import domain_xml
+
     conn = connection(config.load())
     try:
         dom: Any = _find(conn, deploy)

@@ -30,7 +30,6 @@ import libvirt
 from onemetal import config
 from onemetal.errors import InputError, OneMetalError
 from onemetal.storage.datastores import datastore_id, gate, inside
-from onemetal.vmm import domain_xml
 from onemetal.vmm.connection import Connection, VmmError
 from onemetal.vmm.deploy import connection, port_mtus
 from onemetal.vmm.lifecycle import deploy_id, existing, is_active
@@ -123,6 +122,8 @@ def guest_mtus(saved: str, enforced: Mapping[str, int]) -> dict[str, int]:
     """The MTU each port keeps: libvirt refuses to change a guest's MTU on restore (it is part of
     the machine's ABI), so a saved MTU at most the enforced one stays; one above it (or none: the
     guest's 1500) would send frames the underlay drops, and is refused before anything changes."""
+    from onemetal.vmm import domain_xml  # lxml: restore's, not save's
+
     kept = {}
     for iface in domain_xml.parse(saved).iterfind("devices/interface"):
         target, mtu = iface.find("target"), iface.find("mtu")
@@ -149,6 +150,8 @@ def _resume(conn: Connection, dom: Any, name: str) -> str:
 
 
 def restore(args: Sequence[str], stdin: TextIO) -> str:
+    from onemetal.vmm import domain_xml  # lxml: restore's, not save's
+
     cfg = config.load()
     path, vmid = _checkpoint(args, cfg)
     deploy_id(args, 2)
