@@ -36,6 +36,11 @@ class Doctor:
         out = self.lab.frontend_cli(self.fe.env).run(argv, check=False)
         return out.returncode, {c["name"]: Check(**c) for c in json.loads(out.stdout)}
 
+    def text(self) -> tuple[int, str]:
+        argv = [sys.executable, "-m", "onemetal.cli.onemetal", "doctor", "--remotes", self.remotes]
+        out = self.lab.frontend_cli(self.fe.env).run(argv, check=False)
+        return out.returncode, out.stdout
+
     def healthy(self) -> dict[str, Check]:
         """The report once every check is OK (BFD may need a few seconds after a change)."""
         deadline = time.monotonic() + SETTLE
@@ -94,6 +99,10 @@ def test_a_healthy_lab_is_all_ok_with_every_section(doctor):
                  "one-1: libvirt group", "one-1: qemu"):
         assert checks[name].status == "OK", checks[name]
     assert checks["one-1: port one-5-0 mtu"].detail == "mtu 1450"
+    started = time.monotonic()
+    doctor.run()
+    print(f"\nonemetal doctor, frontend and 2 hosts: {time.monotonic() - started:.2f} s, "
+          f"{len(checks)} checks")
     code, only = doctor.run("--host", "one-1")
     assert code == 0 and not [n for n in only if n.startswith("one-0: ")] and "nat" not in only
 
@@ -125,6 +134,8 @@ def test_a_flushed_nat_table_is_named_and_onenat_sync_restores_it(doctor):
     doctor.lab.host("one-0").run(["nft", "flush", "table", "ip", "onemetal"])
     check = fault(doctor, "nat table", "onenat sync")
     assert "differences from the store" in check.detail
+    code, text = doctor.text()
+    assert code == 1 and f"FAIL  nat table: {check.detail}\n      remedy: onenat sync\n" in text
     doctor.fe.onenat("sync")
     doctor.healthy()
 
