@@ -176,3 +176,15 @@ def test_a_changed_remote_file_is_named_and_sync_restores_it(doctor):
     assert "1 differ (onemetal/lib/onemetal/deps.py)" in check.detail
     lab.sync_remotes(doctor.remotes)
     doctor.healthy()
+
+
+def test_a_missing_sudoers_fragment_is_named_with_the_file(doctor):
+    doctor.healthy()
+    fragment = os.path.join(doctor.lab.host("one-1").sudoers_dir, "onemetal")
+    os.rename(fragment, fragment + ".away")
+    try:
+        check = fault(doctor, "one-1: sudoers", "/etc/sudoers.d/onemetal")
+    finally:
+        os.rename(fragment + ".away", fragment)
+    assert check.detail == "sudo -n -l lists none of /etc/sudoers.d/onemetal's rules"
+    doctor.healthy()
