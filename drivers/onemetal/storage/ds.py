@@ -117,10 +117,10 @@ def self_contained(path: str, field: str) -> ds_image.ImageInfo:
 
 
 def _copy(src: str, dst: str) -> None:
-    import shutil
-
+    # by hand: shutil would import bz2, lzma and fnmatch for this loop
     with open(src, "rb") as inp, open(dst, "xb") as out:
-        shutil.copyfileobj(inp, out, MB)
+        while chunk := inp.read(MB):
+            out.write(chunk)
 
 
 def cp(args: list[str], stdin: TextIO) -> str:

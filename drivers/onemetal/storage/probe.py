@@ -10,10 +10,11 @@ after the action exits. A driver action never hangs on its datastore.
 
 from __future__ import annotations
 
-import json
+# marshal, not json: built into the interpreter (json costs re and its own modules at every
+# monitor), and what it reads comes only from this process's own child
+import marshal
 import os
 import select
-import signal
 import time
 
 TYPE_CHECKING = False
@@ -38,7 +39,7 @@ def _child(call: Callable[[], Any], out: int) -> None:
         answer = {"ok": call()}
     except BaseException as exc:  # noqa: BLE001 - reported to the parent, which decides
         answer = {"error": f"{type(exc).__name__}: {exc}"}
-    data = json.dumps(answer).encode()[:_MAX_ANSWER]
+    data = marshal.dumps(answer)[:_MAX_ANSWER]
     while data:
         data = data[os.write(out, data):]
 
@@ -66,7 +67,8 @@ def _reap(pid: int, wait: float) -> None:
 
 
 def in_child(call: Callable[[], Any], timeout: float, what: str) -> Any:
-    """`call()` run in a forked child; its JSON-able answer, or ProbeTimeout after `timeout` s."""
+    """`call()` run in a forked child; its answer (built-in types only), or ProbeTimeout after
+    `timeout` s."""
     read_end, write_end = os.pipe()
     pid = os.fork()
     if pid == 0:  # the child: answer, then leave without running the parent's cleanup
@@ -81,12 +83,14 @@ def in_child(call: Callable[[], Any], timeout: float, what: str) -> Any:
     finally:
         os.close(read_end)
     if data is None:
+        import signal  # only a share that does not answer needs it
+
         os.kill(pid, signal.SIGKILL)  # pending until a blocked kernel call returns
         _reap(pid, 0.1)
         raise ProbeTimeout(f"did not answer within {timeout:g} s (is the NFS server reachable?)",
                            field=what)
     os.waitpid(pid, 0)
-    answer = json.loads(data or b'{"error": "the probe died without an answer"}')
+    answer = marshal.loads(data) if data else {"error": "the probe died without an answer"}
     if "error" in answer:
         raise ProbeFailed(answer["error"], field=what)
     return answer["ok"]
