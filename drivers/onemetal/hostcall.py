@@ -7,7 +7,6 @@ that runs, so a host pays for nothing else.
 
 from __future__ import annotations
 
-import importlib
 import os
 import sys
 
@@ -106,7 +105,8 @@ def main(argv: Sequence[str], stdin: TextIO | None = None) -> int:
     source = stdin or sys.stdin
 
     def body() -> str | None:
-        return getattr(importlib.import_module(module), function)(args, source)
+        __import__(module)  # the builtin: the importlib package is one more module to load
+        return getattr(sys.modules[module], function)(args, source)
 
     # oned's logs name the driver's action: "pre", "cp", not the entry
     return run_action(name.removeprefix("vnm-").removeprefix("ds-").removeprefix("vmm-"), body)

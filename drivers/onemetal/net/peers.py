@@ -12,13 +12,14 @@ import json
 import os
 
 TYPE_CHECKING = False
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # Host: only mesh sync builds a list from the pool; a reader needs no VM model
     from typing import Sequence
+
+    from onemetal.opennebula.resources import Host
 
 from onemetal.errors import InputError
 from onemetal.filestate import OwnedFiles
 from onemetal.opennebula import values
-from onemetal.opennebula.resources import Host
 from onemetal.record import asdict, value
 
 PEERS_FILE = "peers.json"

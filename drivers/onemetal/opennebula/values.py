@@ -6,7 +6,6 @@ attribute of which NIC, disk or host to fix.
 
 from __future__ import annotations
 
-import ipaddress
 import re
 
 from onemetal.errors import InputError
@@ -57,6 +56,8 @@ def mac(value: str, field: str) -> str:
 def ip(value: str, field: str, version: int | None = None) -> str:
     if "%" in value:  # Python takes any text after % as an IPv6 scope id: ',', '=', newlines
         raise InputError(f"{value!r} has a scope id (%...); give the address alone", field)
+    import ipaddress  # about 5 ms: for the actions that check an address, not every user of names
+
     try:
         address = ipaddress.ip_address(value.strip())
     except ValueError:
