@@ -63,7 +63,14 @@ def _port(name: str, asked: int | None, role: str = "vm") -> Interface:
 
 
 def test_a_vm_port_asking_more_than_the_overlay_fails_with_the_command_that_fixes_it():
-    checks = {c.name: c for c in mesh.mtu_checks(1450, [_port("lo", 9000), _port("t", 9000, "tunnel")])}
+    checks = {c.name: c for c in mesh.mtu_checks(1450, 1500, [_port("lo", 9000), _port("t", 9000, "tunnel")])}
     assert set(checks) == {"overlay mtu", "port lo mtu"}  # a tunnel is not a VM port
     assert (checks["port lo mtu"].status, checks["port lo mtu"].detail) == ("FAIL", "mtu_request 9000 > 1450")
     assert checks["port lo mtu"].remedy == "as root: ovs-vsctl set interface lo mtu_request=1450"
+
+
+def test_an_underlay_that_shrank_below_the_enforced_overlay_fails():
+    [check] = mesh.mtu_checks(1450, 1400, [])
+    assert (check.status, check.detail) == (
+        "FAIL", "1450, but the underlay is 1400 now: frames above 1350 are dropped")
+    assert mesh.mtu_checks(1400, 1500, [])[0].status == "OK"  # a vnet may ask for less

@@ -40,13 +40,18 @@ def request(text: str) -> tuple[dict[str, str], list[str] | None]:
 def net_checks(peers: list[str] | None) -> list[Check]:
     from onemetal.doctor import mesh
     from onemetal.net import health
+    from onemetal.net.mtu import learn_underlay_mtu
     from onemetal.net.host import NetHost
 
     try:
         host = NetHost.load()
         checks = mesh.peer_checks(mesh.peer_states(health.report(host)), peers)
-        state = host.ovs.read(host.cfg.net.bridge)
-        return checks + mesh.mtu_checks(host.max_mtu(host.mesh()), list(state.interfaces.values()))
+        state, peers_file = host.ovs.read(host.cfg.net.bridge), host.mesh()
+        enforced = host.max_mtu(peers_file)
+        # the interface carrying the tunnels as it is now, whatever was configured or recorded
+        underlay = (learn_underlay_mtu(host.reader, peers_file.local.tunnel_ip)
+                    if peers_file.local else enforced + 50)
+        return checks + mesh.mtu_checks(enforced, underlay, list(state.interfaces.values()))
     except OneMetalError as exc:
         return [Check("mesh", FAIL, str(exc), "run `onemetal mesh sync` on the frontend")]
 

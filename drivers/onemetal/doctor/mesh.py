@@ -60,9 +60,17 @@ def link_mtu(name: str) -> int | None:
         return None
 
 
-def mtu_checks(enforced: int, interfaces: Sequence[object]) -> list[Check]:
+def overlay_check(enforced: int, underlay: int) -> Check:
+    """The overlay MTU the ports get against the underlay's now: VXLAN needs 50 bytes of it."""
+    if underlay - 50 < enforced:
+        return Check("overlay mtu", FAIL, f"{enforced}, but the underlay is {underlay} now: frames "
+                                          f"above {underlay - 50} are dropped", SYNC)
+    return Check("overlay mtu", OK, f"{enforced} (underlay {underlay} - 50 for VXLAN)")
+
+
+def mtu_checks(enforced: int, underlay: int, interfaces: Sequence[object]) -> list[Check]:
     """The overlay MTU and each VM port's (its link's MTU and OVS mtu_request) against it."""
-    checks = [Check("overlay mtu", OK, f"{enforced} (underlay {enforced + 50} - 50 for VXLAN)")]
+    checks = [overlay_check(enforced, underlay)]
     for iface in interfaces:
         ids = iface.external_ids  # type: ignore[attr-defined]
         if ids.get(K_OWNER) != OWNER or ids.get(K_ROLE) != "vm":
