@@ -33,7 +33,7 @@ import statistics
 import sys
 import time
 from dataclasses import dataclass
-from typing import Callable
+from typing import Any, Callable
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
 sys.path.insert(0, os.path.join(REPO, "drivers"))
@@ -63,11 +63,20 @@ class Timed:
     result: StepResult
 
 
+# Who runs the actions: oneadmin over SSH (root through sudo -n), or root itself (--as root: a
+# shell entered with nsenter, as an SSH stream would be, with no connection to pay).
+AS = {"user": "oneadmin"}
+
+
+def shell(lab: Lab) -> Any:
+    return lab.ssh(HOST) if AS["user"] == "oneadmin" else lab.host(HOST)
+
+
 def run_step(lab: Lab, step: Step) -> Timed:
     """The step in a stream of its own, framed by two clock steps: oned's deploy runs pre and
     post in one stream with the VMM steps, so a VNM action itself pays no SSH connection."""
     start = time.perf_counter()
-    results = ssh_stream(lab.ssh(HOST), [STAMP, step, STAMP])
+    results = ssh_stream(shell(lab), [STAMP, step, STAMP])
     wall = time.perf_counter() - start
     if len(results) != 3 or results[0].code or results[2].code:
         return Timed(wall, 0.0, results[1] if len(results) > 1 else results[0])
@@ -139,7 +148,9 @@ def report(runs: int, times: Times, base: dict[str, list[float]], drivers: list[
            counts: dict[str, dict[str, str]]) -> None:
     names = [d.name for d in drivers]
     print(f"VNM actions on lab host {HOST} (1 VM, 1 NIC, {len(HOSTS) - 1} mesh peers), {runs} "
-          f"interleaved cycles, as oneadmin over oned's SSH stream, root through sudo -n")
+          + ("interleaved cycles, as oneadmin over oned's SSH stream, root through sudo -n"
+             if AS["user"] == "oneadmin" else
+             "interleaved cycles, as root in a shell of the host (no sudo, no SSH connection)"))
     table("each action in an SSH stream of its own (connection included):", times, names,
           lambda t: t.wall)
     table("each action inside a stream (between two clock steps; what a deploy's stream pays):",
@@ -198,7 +209,10 @@ def main() -> int:
     parser.add_argument("--rules", action="store_true",
                         help="give the NICs a security group (stock's ovswitch ignores it)")
     parser.add_argument("--no-counts", action="store_true", help="skip the strace cycle")
+    parser.add_argument("--as", dest="user", choices=("oneadmin", "root"), default="oneadmin",
+                        help="run the actions as oneadmin over SSH (default) or as root")
     args = parser.parse_args()
+    AS["user"] = args.user
     if not 1 <= args.runs <= 1000:
         parser.error(f"--runs: {args.runs} is out of range (1..1000)")
     rules = RULES if args.rules else ""
