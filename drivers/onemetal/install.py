@@ -24,7 +24,7 @@ from typing import Iterator, Mapping, Sequence
 
 import onemetal
 from onemetal import oned_conf as oned_text, oned_lists, safefiles
-from onemetal.oned_conf import BEGIN, END, with_block as oned_conf_with_block  # noqa: F401
+from onemetal.oned_conf import BEGIN  # noqa: F401 (tests read install.BEGIN)
 from onemetal.installed_files import FileState, file_state, state
 from onemetal.reconcile import Plan, diff
 from onemetal.run import CommandRunner, Runner
