@@ -34,13 +34,13 @@ SYS_NET = "/sys/class/net"
 # Names onemetal gives its own ports (NAT gateway ports, mesh tunnels): a TARGET taking one would
 # be adopted by name by nat-apply or mesh sync, which then address or re-type the tenant's device.
 RESERVED = ("onegw", "vx")
+OVS_MASTER = "ovs-system"  # the master of every port of a kernel-datapath OVS bridge
+ROLES = ("tunnel", "internal", "vm")
 
 
 def canonical_port(vm_id: int, nic_id: int) -> str:
     """The port name oned gives a NIC when TARGET is empty."""
     return f"one-{vm_id}-{nic_id}"
-OVS_MASTER = "ovs-system"  # the master of every port of a kernel-datapath OVS bridge
-ROLES = ("tunnel", "internal", "vm")
 
 
 @value
