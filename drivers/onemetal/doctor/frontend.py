@@ -15,7 +15,7 @@ from typing import Sequence
 
 from onemetal import doctor_report
 from onemetal.config import Config
-from onemetal.doctor.remotes import digest
+from onemetal.doctor.remotes import digests
 from onemetal.doctor_report import FAIL, OK, Check
 from onemetal.errors import OneMetalError
 
@@ -37,7 +37,7 @@ def installed(remotes: str) -> tuple[list[Check], dict[str, str]]:
     root = os.path.abspath(remotes) + os.sep
     rels = [os.path.relpath(p, root) for p in files if p.startswith(root)] + [
         os.path.relpath(manifest, root)]
-    found = {rel: digest(os.path.join(root, rel)) for rel in rels}
+    found = digests(root, rels)
     missing = sorted(r for r, d in found.items() if d is None)
     if missing:
         return [Check(name, FAIL, f"{len(missing)} of {len(rels)} files missing under {remotes}: "
