@@ -16,8 +16,8 @@ if TYPE_CHECKING:
 from onemetal.doctor_report import FAIL, Check, dumps
 from onemetal.errors import InputError, OneMetalError
 
-# <remote_dir>/onemetal/lib/onemetal/doctor/host.py: four levels up is <remote_dir>
 LIBVIRT_TIMEOUT = 5.0  # seconds libvirtd's socket has to accept
+# <remote_dir>/onemetal/lib/onemetal/doctor/host.py: four levels up is <remote_dir>
 REMOTE_DIR = os.path.abspath(os.path.join(os.path.dirname(__file__), *[".."] * 4))
 
 
