@@ -61,10 +61,6 @@ def _options_text(mount: Mount) -> str:
     return ",".join(f"{k}={v}" if v else k for k, v in mount.options.items())
 
 
-def _wanted_options(policy: Policy) -> str:
-    return ",".join(f"{k}={v}" if v else k for k, v in policy.options)
-
-
 def _under(mount: Mount, cfg: StorageConfig) -> bool:
     root = os.path.normpath(cfg.datastores_dir)
     return mount.mount_point == root or mount.mount_point.startswith(root + "/")
@@ -85,7 +81,7 @@ def mount_checks(ds: int, path: str, mount: Mount | None, policy: Policy,
         return [Check(name, FAIL, f"mounted: no ({path} is on {where})", ensure)]
     head = Check(name, OK, f"mounted: yes, on {mount.mount_point} ({mount.fstype} from "
                            f"{mount.source}, {_options_text(mount)})")
-    remount = f"remount with -o {_wanted_options(policy)} (umount {mount.mount_point}; {ensure})"
+    remount = f"remount with -o {policy.mount_options} (umount {mount.mount_point}; {ensure})"
     return [head] + [Check(f"ds {ds} policy", FAIL, line,
                            ensure if line.startswith("source") else remount) for line in found]
 

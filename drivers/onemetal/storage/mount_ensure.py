@@ -65,14 +65,10 @@ def target(raw: str, cfg: StorageConfig) -> str:
     return inside(raw, cfg.datastores_dir, "DATASTORE_DIR")
 
 
-def options(policy: Policy) -> str:
-    return ",".join(k if v is None else f"{k}={v}" for k, v in policy.options)
-
-
 def _mount_argv(policy: Policy, source: str, path: str) -> list[str]:
     if policy.tls:  # efs-utils' helper: it starts the TLS tunnel and adds AWS's options itself
         return ["mount", "-t", "efs", "-o", "tls", source, path]
-    opts = options(policy)
+    opts = policy.mount_options
     return ["mount", "-t", MOUNT_TYPES[policy.name], *(["-o", opts] if opts else []), source, path]
 
 

@@ -41,6 +41,11 @@ class Policy:
     def needs_mount(self) -> bool:
         return bool(self.fstypes)
 
+    @property
+    def mount_options(self) -> str:
+        """The options as `mount -o` takes them: `key=value`, a flag alone."""
+        return ",".join(k if v is None else f"{k}={v}" for k, v in self.options)
+
 
 PROFILES = {
     "efs": Policy("efs", ("nfs4",), EFS_OPTIONS),
