@@ -40,7 +40,7 @@ def request(text: str) -> tuple[dict[str, str], list[str] | None]:
 def net_checks(peers: list[str] | None) -> list[Check]:
     from onemetal.doctor import mesh
     from onemetal.net import health
-    from onemetal.net.mtu import learn_underlay_mtu
+    from onemetal.net.mtu import VXLAN_OVERHEAD, learn_underlay_mtu
     from onemetal.net.host import NetHost
 
     try:
@@ -50,7 +50,7 @@ def net_checks(peers: list[str] | None) -> list[Check]:
         enforced = host.max_mtu(peers_file)
         # the interface carrying the tunnels as it is now, whatever was configured or recorded
         underlay = (learn_underlay_mtu(host.reader, peers_file.local.tunnel_ip)
-                    if peers_file.local else enforced + 50)
+                    if peers_file.local else enforced + VXLAN_OVERHEAD)
         return checks + mesh.mtu_checks(enforced, underlay, list(state.interfaces.values()))
     except OneMetalError as exc:
         return [Check("mesh", FAIL, str(exc), "run `onemetal mesh sync` on the frontend")]
