@@ -60,7 +60,7 @@ def _size_mb(req: Request, field: str = "IMAGE/SIZE") -> int:
 def _free_mb(base: str, cfg: StorageConfig) -> int:
     """Free MB where `base` is or will be (its nearest existing parent before the first image),
     each look within the deadline."""
-    from onemetal.storage import probe  # json, select, signal: only the actions that look
+    from onemetal.storage import probe  # select: only the actions that look
 
     path = base
     while True:
