@@ -30,7 +30,7 @@ import libvirt
 from onemetal import config
 from onemetal.errors import InputError, OneMetalError
 from onemetal.storage.datastores import datastore_id, gate, inside
-from onemetal.vmm.connection import Connection, VmmError
+from onemetal.vmm.connection import Connection, VmmError, retry_if
 from onemetal.vmm.deploy import connection, port_mtus
 from onemetal.vmm.lifecycle import deploy_id, existing, is_active
 
@@ -50,14 +50,8 @@ def _set_aside(path: str) -> str | None:
 
 
 def _save(conn: Connection, dom: Any, did: str, path: str) -> None:
-    for attempt in range(1, BLOCK_JOB_TRIES + 1):
-        try:
-            conn.run("save", did, lambda _c: dom.save(path))
-            return
-        except VmmError as exc:
-            if "active block job" not in str(exc) or attempt == BLOCK_JOB_TRIES:
-                raise
-        time.sleep(BLOCK_JOB_WAIT)
+    retry_if("active block job", lambda: conn.run("save", did, lambda _c: dom.save(path)),
+             BLOCK_JOB_TRIES, BLOCK_JOB_WAIT)
 
 
 def _undo(conn: Connection, dom: Any, did: str, path: str, aside: str | None) -> None:
