@@ -80,7 +80,7 @@ def _create(conn: Connection, name: str, xml: str) -> str:
         return conn.run("create", name, create)
     except VmmError:
         if created:  # half way: created, yet the action fails; leave nothing behind
-            _destroy(conn, name)
+            destroy_domain(conn, name)
         elif (running := _running(conn, name)) is not None:
             return running  # a concurrent deploy of the same VM won the race
         raise
@@ -110,7 +110,7 @@ def deploy(args: Sequence[str], stdin: TextIO) -> str:
         conn.close()
 
 
-def _find(conn: Connection, deploy_id: str) -> Any:
+def find_domain(conn: Connection, deploy_id: str) -> Any:
     """The domain by UUID (what deploy printed) or name; None when libvirt has none."""
     if not UUID.fullmatch(deploy_id):
         return conn.lookup(deploy_id)
@@ -125,9 +125,9 @@ def _find(conn: Connection, deploy_id: str) -> Any:
     return conn.run("look up", deploy_id, by_uuid)
 
 
-def _destroy(conn: Connection, deploy_id: str) -> bool:
+def destroy_domain(conn: Connection, deploy_id: str) -> bool:
     """Destroy the domain; False when there was none."""
-    dom = _find(conn, deploy_id)
+    dom = find_domain(conn, deploy_id)
     if dom is None:
         return False
 
@@ -145,8 +145,8 @@ def cancel(args: Sequence[str], stdin: TextIO) -> None:
     deploy_id = checked(args[0] if args else "")
     conn = connection(config.load())
     try:
-        _destroy(conn, deploy_id)
-        if _find(conn, deploy_id) is not None:
+        destroy_domain(conn, deploy_id)
+        if find_domain(conn, deploy_id) is not None:
             raise VmmError("still present after destroy", deploy_id)
     finally:
         conn.close()

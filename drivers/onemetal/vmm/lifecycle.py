@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 from onemetal import config
 from onemetal.opennebula.protocol import log
 from onemetal.vmm.connection import Connection, VmmError, no_domain
-from onemetal.vmm.deploy import _destroy, _find, connection
+from onemetal.vmm.deploy import connection, destroy_domain, find_domain
 from onemetal.vmm.deploy_ids import checked
 
 POLL_INTERVAL = 0.5  # seconds between two looks at a shutting-down domain
@@ -33,7 +33,7 @@ def deploy_id(args: Sequence[str], index: int = 0) -> str:
 
 def existing(conn: Connection, did: str) -> Any:
     """The domain, or VmmError when libvirt has none of that id."""
-    dom = _find(conn, did)
+    dom = find_domain(conn, did)
     if dom is None:
         raise VmmError("no such domain", did)
     return dom
@@ -84,7 +84,7 @@ def shutdown(args: Sequence[str], stdin: TextIO) -> None:
     cfg = config.load()
     conn = connection(cfg)
     try:
-        dom = _find(conn, did)
+        dom = find_domain(conn, did)
         if dom is None:
             return None  # the stock script exits 0 when dominfo finds nothing
         begin = time.monotonic()
@@ -92,8 +92,8 @@ def shutdown(args: Sequence[str], stdin: TextIO) -> None:
         if wait_acpi(conn, dom, did, timeout):
             log("INFO", "shutdown", f"{did}: shut down by ACPI in {time.monotonic() - begin:.1f} s")
             return None
-        _destroy(conn, did)
-        if _find(conn, did) is not None:
+        destroy_domain(conn, did)
+        if find_domain(conn, did) is not None:
             raise VmmError("still present after destroy", did)
         log("WARN", "shutdown", f"{did}: no ACPI shutdown within {timeout:g} s "
                                 f"(vmm.shutdown_timeout); destroyed it")

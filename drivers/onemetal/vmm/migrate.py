@@ -28,7 +28,7 @@ from onemetal.errors import InputError
 from onemetal.vmm import domain_xml
 from onemetal.vmm import migrate_snapshots as snapshots
 from onemetal.vmm.connection import Connection, VmmError, VmmTimeout, call
-from onemetal.vmm.deploy import _destroy, _find
+from onemetal.vmm.deploy import destroy_domain, find_domain
 from onemetal.vmm.deploy_ids import checked
 
 # A host name or IPv4 address as oned names hosts; never starting with "-" (an ssh option).
@@ -104,7 +104,7 @@ def params(xml: str, dest: str) -> dict[str, str]:
 
 def _if_running(conn: Connection, deploy_id: str) -> Any:
     """The domain when it runs there, else None."""
-    dom = _find(conn, deploy_id)
+    dom = find_domain(conn, deploy_id)
     if dom is None or not conn.run("check state", deploy_id, lambda _c: dom.isActive()):
         return None
     return dom
@@ -157,13 +157,13 @@ def run(args: Sequence[str], stdin: TextIO, on_source: bool) -> None:
             _transfer(src, dom, dconn, name, dest, xml, cfg)
         except VmmError:
             if _if_running(src, name) is not None:
-                _destroy(dst, name)  # the stock driver's clean-up of a half-made destination
+                destroy_domain(dst, name)  # the stock driver's clean-up of a half-made destination
                 snapshots.redefine(src, name, texts, current)
                 raise
             if _if_running(dst, name) is None:
                 raise
             # else it ended after the deadline, its abort too late: the guest runs there
-        if _find(src, name) is not None:
+        if find_domain(src, name) is not None:
             raise VmmError(f"migrated to {dest}, yet still present on {src.uri}", name)
         snapshots.redefine(dst, name, texts, current)
     finally:

@@ -26,7 +26,7 @@ from onemetal import config
 from onemetal.errors import InputError
 from onemetal.storage.datastores import inside
 from onemetal.vmm.connection import VmmError
-from onemetal.vmm.deploy import _find, connection
+from onemetal.vmm.deploy import connection, find_domain
 from onemetal.vmm.deploy_ids import checked
 
 TARGET = re.compile(r"[a-z]{2,3}[a-z0-9]{1,4}")  # hda, sdb, vdaa: LibVirtDriverKVM's targets
@@ -52,7 +52,7 @@ def _change_media(deploy: str, target: str, iso: str | None) -> None:
 
     conn = connection(config.load())
     try:
-        dom: Any = _find(conn, deploy)
+        dom: Any = find_domain(conn, deploy)
         if dom is None:
             raise VmmError("no such domain on this host", deploy)
         live = domain_xml.parse(conn.run("read the domain XML", deploy, lambda _c: dom.XMLDesc(0)))
