@@ -11,7 +11,6 @@ so that the bench pays the share's slow writes only where it measures them.
 
 from __future__ import annotations
 
-import base64
 import os
 import signal
 import sys
@@ -29,6 +28,7 @@ from tm_lab import DS, TM, conf, make_frontend  # noqa: E402
 from onemetal.lab import Lab, nfs  # noqa: E402
 from onemetal.lab.hung_fuse import hold_script  # noqa: E402
 from onemetal.lab.host import ONEADMIN_ID  # noqa: E402
+from onemetal.lab.samples import b64  # noqa: E402
 
 FE, HOST, SERVER = "one-0", "one-1", "one-2"
 DS_MONITOR = "/var/tmp/one/datastore/onemetal/monitor"
@@ -39,10 +39,6 @@ TM_XML = (f"<DS_DRIVER_ACTION_DATA><DATASTORE_LOCATION>{DS}</DATASTORE_LOCATION>
 MONITORS = (("DS monitor", DS_MONITOR, "1", DS_XML), ("TM monitor", f"{TM}/monitor", "0", TM_XML))
 THROUGHPUT_MB = 128  # enough for a steady rate; a 1 GiB write would add a minute
 HOLD_SECONDS = 600.0  # the hung mount's holder ends by itself at the latest after this
-
-
-def _b64(text: str) -> str:
-    return base64.b64encode(text.encode()).decode("ascii")
 
 
 def _storage_conf(timeout: float, source: str = "") -> str:
@@ -60,7 +56,7 @@ def monitors(lab: Lab, host: str, what: str, cycles: int, healthy: bool) -> None
     """DS and TM monitor on `host`; a healthy share must answer USED_MB=, any other must fail."""
     for name, script, ds_id, xml in MONITORS:
         def call():  # type: ignore[no-untyped-def]
-            return lab.ssh(host).run([script, ds_id], input=_b64(xml), check=False, timeout=120)
+            return lab.ssh(host).run([script, ds_id], input=b64(xml), check=False, timeout=120)
 
         times, result = timed(call, cycles)
         answered = result.returncode == 0 and result.stdout.startswith("USED_MB=")
