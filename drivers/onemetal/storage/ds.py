@@ -126,16 +126,16 @@ def _copy(src: str, dst: str) -> None:
 def cp(args: list[str], stdin: TextIO) -> str:
     req, cfg = decode(args, stdin), datastores.settings()
     base = req.base_path(cfg)
-    raw = req.required(ds_fetch.FIELD)
-    src = ds_fetch.checked_url(req) if ds_fetch.is_url(raw) else ds_fetch.local_path(req, cfg)
+    url = ds_fetch.is_url(req.required(ds_fetch.FIELD))
+    src = ds_fetch.checked_url(req) if url else ds_fetch.local_path(req, cfg)
     dst = new_source(base, req.id)
     datastores.gate(dst, cfg)
-    local_mb = 0 if ds_fetch.is_url(src) else -(-os.path.getsize(src) // MB)
+    local_mb = 0 if url else -(-os.path.getsize(src) // MB)
     free = _room_for(base, local_mb, ds_fetch.FIELD, cfg)
     dst = _unused(base, req.id)
     os.makedirs(base, exist_ok=True)
     try:
-        if ds_fetch.is_url(src):
+        if url:
             ds_fetch.download(src, dst, cfg, free)
         else:
             _copy(src, dst)
