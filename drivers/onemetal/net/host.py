@@ -77,14 +77,11 @@ class NetHost:
         return {tunnel_name(p.tunnel_ip): TunnelSpec(p.name, p.tunnel_ip, net.vxlan_port, bfd)
                 for p in mesh.peers}
 
-    def _underlay_mtu(self, mesh: peers.Mesh, recorded: int | None) -> int:
-        local_ip = mesh.local.tunnel_ip if mesh.local else None
-        return underlay_mtu(self.reader, self.cfg.net.underlay_mtu, local_ip, recorded)
-
     def max_mtu(self, mesh: peers.Mesh) -> int:
         """The overlay's MTU from what the peer list recorded: no command (docs/net.md)."""
         return mesh_overlay_mtu(mesh, self.reader, self.cfg.net.underlay_mtu)
 
     def learn_underlay_mtu(self, mesh: peers.Mesh) -> int:
         """What mesh sync records: net.underlay_mtu, else the tunnel interface's MTU, read now."""
-        return self._underlay_mtu(mesh, None)
+        local_ip = mesh.local.tunnel_ip if mesh.local else None
+        return underlay_mtu(self.reader, self.cfg.net.underlay_mtu, local_ip)
