@@ -30,10 +30,17 @@ def connection(cfg: config.Config) -> Connection:
     return Connection(cfg.vmm.uri, cfg.vmm.call_timeout)
 
 
-def port_mtus(vm_xml: str, text: str, cfg: config.Config) -> dict[str, int]:
-    """The enforced MTU of each of the VM's ports by tap name (onemetal.net.vnm.port_specs)."""
+def vm_port_mtus(cfg: config.Config, vm: Any) -> dict[str, int]:
+    """The MTU the network driver enforces for each of the VM's ports, by tap name
+    (onemetal.net.vnm.port_specs)."""
     from onemetal.net.host import NetHost
     from onemetal.net.vnm import port_specs
+
+    return {tap: spec.mtu for tap, spec in port_specs(NetHost(cfg), vm).items()}
+
+
+def port_mtus(vm_xml: str, text: str, cfg: config.Config) -> dict[str, int]:
+    """The enforced MTU of each of the VM's ports in vm_xml by tap name (vm_port_mtus)."""
     from onemetal.opennebula import payload
     from onemetal.opennebula.vm import VM
 
@@ -45,8 +52,7 @@ def port_mtus(vm_xml: str, text: str, cfg: config.Config) -> dict[str, int]:
             raise InputError("missing; oned writes it before deploy and the NICs' MTUs come "
                              "from it", vm_xml) from None
         return {}
-    vm = VM.from_xml(payload.read_payload(raw, vm_xml, root="VM"))
-    return {tap: spec.mtu for tap, spec in port_specs(NetHost(cfg), vm).items()}
+    return vm_port_mtus(cfg, VM.from_xml(payload.read_payload(raw, vm_xml, root="VM")))
 
 
 def _write(path: str, text: str) -> None:

@@ -28,6 +28,7 @@ from onemetal.errors import InputError
 from onemetal.net.targets import Claim, check_names
 from onemetal.opennebula import values
 from onemetal.opennebula.vm import VM, Nic
+from onemetal.vmm.deploy import vm_port_mtus
 from onemetal.vmm.hotplug import Domain, action_data, device_text, vm_of, xml_text
 from onemetal.vmm.lifecycle import deploy_id
 
@@ -41,12 +42,6 @@ def _nic(vm: VM, mac: str) -> Nic:
     if len(found) != 1 or found[0].mac != mac:
         raise InputError(f"no NIC with ATTACH=YES and MAC {mac}", "VM/TEMPLATE/NIC")
     return found[0]
-
-
-def _mtus(domain: Domain, vm: VM) -> dict[str, int]:
-    from onemetal.net.host import NetHost
-    from onemetal.net.vnm import port_specs
-    return {tap: spec.mtu for tap, spec in port_specs(NetHost(domain.cfg), vm).items()}
 
 
 def interface_xml(vm: VM, nic: Nic, mtus: dict[str, int]) -> str:
@@ -113,7 +108,7 @@ def attach_nic(args: Sequence[str], stdin: TextIO) -> None:
     vm = VM.from_xml(vm_of(action_data(stdin)))
     nic = _nic(vm, mac)
     with Domain(deploy) as domain:
-        xml = interface_xml(vm, nic, _mtus(domain, vm))
+        xml = interface_xml(vm, nic, vm_port_mtus(domain.cfg, vm))
         if _with_mac(domain.live(), mac) is not None:
             raise InputError(f"{domain.name} already has an interface with MAC {mac}", "mac")
         domain.attach(xml)

@@ -28,7 +28,7 @@ from onemetal.errors import InputError
 from onemetal.vmm import domain_xml
 from onemetal.vmm import migrate_snapshots as snapshots
 from onemetal.vmm.connection import Connection, VmmError, VmmTimeout, call
-from onemetal.vmm.deploy import destroy_domain, find_domain
+from onemetal.vmm.deploy import destroy_domain, find_domain, vm_port_mtus
 from onemetal.vmm.deploy_ids import checked
 
 # A host name or IPv4 address as oned names hosts; never starting with "-" (an ssh option).
@@ -70,14 +70,12 @@ def action_data(text: str) -> Any:
 
 def port_mtus(data: Any, cfg: config.Config) -> dict[str, int]:
     """The MTU the network driver enforces for each of the action's VM's ports, by tap."""
-    from onemetal.net.host import NetHost
-    from onemetal.net.vnm import port_specs
     from onemetal.opennebula.vm import VM
 
     vm = data.find("VM")
     if vm is None:
         raise InputError("missing", "stdin: VMM_DRIVER_ACTION_DATA/VM")
-    return {tap: spec.mtu for tap, spec in port_specs(NetHost(cfg), VM.from_xml(vm)).items()}
+    return vm_port_mtus(cfg, VM.from_xml(vm))
 
 
 def shared(data: Any) -> bool:
