@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from onemetal.lab.host import LabHost, LabError, _wait_for_pid_file
 from onemetal.lab.registry import Record, alive, stop_pids
 from onemetal.run import CommandError
+from onemetal.storage import mounts
 
 GANESHA = "/usr/bin/ganesha.nfsd"
 PSEUDO = "/export"
@@ -148,7 +149,7 @@ def client_pids(host: LabHost) -> list[int]:
 
 def stop_clients(host: LabHost) -> list[int]:
     """Unmount every FUSE NFS mount of the host and stop its clients; the pids left alive."""
-    for line in reversed(open(f"/proc/{host.anchor_pid}/mountinfo", encoding="utf-8").readlines()):
-        if " - fuse." + "nfs4 " in line:
-            host.run(["umount", "-l", line.split()[4]], check=False)
+    for mount in reversed(mounts.read(f"/proc/{host.anchor_pid}/mountinfo")):
+        if mount.fstype == "fuse.nfs4":
+            host.run(["umount", "-l", mount.mount_point], check=False)
     return stop_pids(client_pids(host))
