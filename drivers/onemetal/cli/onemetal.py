@@ -10,6 +10,10 @@ import click
 from onemetal import __version__
 from onemetal.errors import OneMetalError
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from onemetal.doctor_report import Check
+
 
 def _fail(exc: OneMetalError | OSError) -> None:
     click.echo(f"onemetal: {exc}", err=True)
@@ -169,6 +173,15 @@ def mount_ensure(datastore: str, source: str | None, immutable: bool, host: str 
         _fail(exc)
 
 
+def _report(checks: list[Check], as_json: bool) -> None:
+    """The doctor's checks on stdout; exit 1 when one failed."""
+    from onemetal import doctor_report
+
+    click.echo(doctor_report.dumps(checks) if as_json else doctor_report.text(checks))
+    if doctor_report.failed(checks):
+        sys.exit(1)
+
+
 @main.group(invoke_without_command=True)
 @click.option("--host", default=None, help="Check only this host (and NAT if it is the gateway).")
 @click.option("--remotes", default="/var/lib/one/remotes", show_default=True,
@@ -179,16 +192,14 @@ def doctor(ctx: click.Context, host: str | None, remotes: str, as_json: bool) ->
     """Check the installation (frontend, NAT, every host) and say what to fix (docs/doctor.md)."""
     if ctx.invoked_subcommand:
         return
-    from onemetal import config, doctor_report
+    from onemetal import config
     from onemetal.doctor import frontend
 
     try:
         checks = frontend.run(config.load(), remotes, host)
     except (OneMetalError, OSError) as exc:
         _fail(exc)
-    click.echo(doctor_report.dumps(checks) if as_json else doctor_report.text(checks))
-    if doctor_report.failed(checks):
-        sys.exit(1)
+    _report(checks, as_json)
 
 
 @doctor.command("storage")
@@ -205,9 +216,7 @@ def doctor_storage(host: str | None, as_json: bool) -> None:
                   if host else storage_doctor.run(cfg.storage))
     except (OneMetalError, OSError) as exc:
         _fail(exc)
-    click.echo(doctor_report.dumps(checks) if as_json else doctor_report.text(checks))
-    if doctor_report.failed(checks):
-        sys.exit(1)
+    _report(checks, as_json)
 
 
 @main.command()
