@@ -52,12 +52,9 @@ def _vm_disks(vm_dir: str) -> list[str]:
 
 
 def vm_sizes(base: str) -> dict[str, list[str]]:
-    return {vm: _vm_disks(os.path.join(base, vm)) for vm in sorted(os.listdir(base), key=int_key)
-            if vm.isdigit() and os.path.isdir(os.path.join(base, vm))}
-
-
-def int_key(name: str) -> int:
-    return int(name) if name.isdigit() else -1
+    vms = sorted((name for name in os.listdir(base) if name.isdigit()), key=int)
+    return {vm: _vm_disks(os.path.join(base, vm)) for vm in vms
+            if os.path.isdir(os.path.join(base, vm))}
 
 
 def entry(args: Sequence[str], stdin: TextIO) -> str:
