@@ -83,10 +83,9 @@ def entry(args: Sequence[str], stdin: TextIO) -> None:
     cfg = config.load()
     target = tm_args.disk_path(args[0], cfg.storage, "DST", tm_args.number(args[1], "VMID"))
     values, extra = request(stdin)
-    context.render(values)  # every key and value checked before the MTU is looked up
+    text = context.render(values)  # every key and value checked before the MTU is looked up
     if any(context.nic_keys(values)):
-        values = context.with_mtu(values, overlay_mtu(cfg))
-    text = context.render(values)
+        text = context.render(context.with_mtu(values, overlay_mtu(cfg)))
     open_vm_dir(target, cfg)
     import tempfile  # with shutil, random, bz2 and lzma: not for the frontend's tm-context
 
