@@ -30,6 +30,7 @@ from onemetal.vmm import migrate_snapshots as snapshots
 from onemetal.vmm.connection import Connection, VmmError, VmmTimeout, call
 from onemetal.vmm.deploy import destroy_domain, find_domain, vm_port_mtus
 from onemetal.vmm.deploy_ids import checked
+from onemetal.vmm.snapshots import vm_dir
 
 # A host name or IPv4 address as oned names hosts; never starting with "-" (an ssh option).
 HOST = re.compile(r"[A-Za-z0-9][A-Za-z0-9.-]{0,252}")
@@ -147,7 +148,7 @@ def run(args: Sequence[str], stdin: TextIO, on_source: bool) -> None:
     try:
         dom, live = _live(src, deploy_id)
         name, xml = destination_xml(live, data, cfg)
-        directory = snapshots.vm_dir(domain_xml.parse(xml), cfg.storage.datastores_dir)
+        directory = vm_dir(domain_xml.parse(xml), cfg.storage.datastores_dir)
         texts, current = snapshots.saved(src, dom, name, directory)
         dconn = dst.run("connect", name, lambda c: c)
         snapshots.drop(src, dom, name, texts)

@@ -18,19 +18,9 @@ if TYPE_CHECKING:
 import libvirt
 
 from onemetal.errors import InputError
-from onemetal.storage.datastores import inside
 from onemetal.vmm.connection import Connection
-from onemetal.vmm.snapshots import ONE_NS
 
 MAX_BYTES = 1 << 20  # a snapshot's XML holds the domain's: a few kB
-
-
-def vm_dir(live: Any, datastores_dir: str) -> str | None:
-    """The VM's directory from the metadata deploy left in the live XML (None: none there)."""
-    found = live.findtext(f"metadata/{{{ONE_NS}}}vm/{{{ONE_NS}}}system_datastore")
-    if not (found or "").strip():
-        return None
-    return inside(found.strip(), datastores_dir, "domain metadata one:system_datastore")
 
 
 def saved(conn: Connection, dom: Any, name: str, directory: str | None

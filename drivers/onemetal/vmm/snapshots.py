@@ -57,14 +57,17 @@ def _snapshot(domain: Domain, name: str) -> Any:
     return snap
 
 
-def _vm_dir(domain: Domain) -> str | None:
-    """The VM's directory in the system datastore, from the metadata deploy left in place."""
-    live = domain.live()
-    found = live.find(f"metadata/{{{ONE_NS}}}vm/{{{ONE_NS}}}system_datastore")
-    if found is None or not (found.text or "").strip():
+def vm_dir(live: Any, datastores_dir: str) -> str | None:
+    """The VM's directory in the system datastore, from the metadata deploy left in the live
+    XML (None: none there)."""
+    found = live.findtext(f"metadata/{{{ONE_NS}}}vm/{{{ONE_NS}}}system_datastore")
+    if not (found or "").strip():
         return None
-    return inside(found.text.strip(), domain.cfg.storage.datastores_dir,
-                  "domain metadata one:system_datastore")
+    return inside(found.strip(), datastores_dir, "domain metadata one:system_datastore")
+
+
+def _vm_dir(domain: Domain) -> str | None:
+    return vm_dir(domain.live(), domain.cfg.storage.datastores_dir)
 
 
 def _dump_all(domain: Domain, vm_dir: str | None) -> None:
