@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from onemetal.storage.ds_request import Request
 
 from onemetal.errors import InputError, OneMetalError
+from onemetal.storage.mounts import within
 
 FIELD = "IMAGE/PATH"
 DEFAULT_RESTRICTED = ("/var/lib/one/", "/etc/one/")
@@ -35,8 +36,7 @@ def is_url(path: str) -> bool:
 
 
 def _under(path: str, prefix: str) -> bool:
-    prefix = os.path.normpath(prefix)
-    return path == prefix or path.startswith(prefix.rstrip("/") + "/")
+    return within(path, os.path.normpath(prefix))
 
 
 def local_path(req: Request, cfg: StorageConfig, allow_dir: bool = False) -> str:

@@ -72,7 +72,8 @@ def read(path: str = MOUNTINFO) -> list[Mount]:
         return parse(f.read())
 
 
-def _within(path: str, mount_point: str) -> bool:
+def within(path: str, mount_point: str) -> bool:
+    """Whether the absolute, normalized `path` is `mount_point` or below it."""
     return mount_point == "/" or path == mount_point or path.startswith(mount_point.rstrip("/") + "/")
 
 
@@ -82,7 +83,7 @@ def covering(mounts: list[Mount], path: str) -> Mount | None:
     path = os.path.normpath(path)
     best: Mount | None = None
     for mount in mounts:
-        if _within(path, mount.mount_point) and (
+        if within(path, mount.mount_point) and (
                 best is None or len(mount.mount_point) >= len(best.mount_point)):
             best = mount
     return best

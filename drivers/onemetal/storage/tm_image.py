@@ -23,21 +23,18 @@ if TYPE_CHECKING:
 
 from onemetal.errors import InputError
 from onemetal.storage import ds_image
+from onemetal.storage.mounts import within
 
 _BASE_OVERLAY = re.compile(r"disk\.\d+\.snap/0\Z")
 
 
-def _under(path: str, root: str) -> bool:
-    return path == root or path.startswith(root.rstrip("/") + "/")
-
-
 def _allowed(element: str, named: str, vm_dir: str | None, datastores: str) -> bool:
-    if vm_dir and _under(element, vm_dir):
-        if _under(named, vm_dir):
+    if vm_dir and within(element, vm_dir):
+        if within(named, vm_dir):
             return True
         rel = os.path.relpath(element, vm_dir)
-        return bool(_BASE_OVERLAY.match(rel)) and _under(named, datastores)
-    return _under(named, element + ".snap")
+        return bool(_BASE_OVERLAY.match(rel)) and within(named, datastores)
+    return within(named, element + ".snap")
 
 
 def checked_format(path: str, cfg: Config, field: str, vm_dir: str | None = None) -> str:
@@ -47,7 +44,7 @@ def checked_format(path: str, cfg: Config, field: str, vm_dir: str | None = None
     chain = ds_image.read(path, field, chain=True, where="tm")
     for data in chain:
         element = os.path.realpath(str(data.get("filename", path)))
-        if not _under(element, datastores):  # e.g. a disk.<i> linking to a file of the host
+        if not within(element, datastores):  # e.g. a disk.<i> linking to a file of the host
             raise InputError(f"{path} resolves to {element}, outside the datastores", field)
         for named in sorted(ds_image.named_files(data)):
             if not _allowed(element, os.path.realpath(named), real_vm, datastores):
