@@ -33,13 +33,8 @@ def share_datastores(lab, shared: str) -> None:
 
 
 def make_frontend(lab, name: str) -> None:
-    """oneadmin on `name` reaches the other hosts as oned's oneadmin does: its own key and
-    known_hosts, in its home."""
-    host = lab.host(name)
-    dot_ssh = host.path(f"{ONEADMIN_HOME}/.ssh")
-    for source, target in ((lab.key, "id_ed25519"), (lab.known_hosts, "known_hosts")):
-        shutil.copyfile(source, os.path.join(dot_ssh, target))
-        _own(os.path.join(dot_ssh, target), 0o600)
+    """oneadmin on `name` reaches the other hosts as oned's oneadmin does."""
+    lab.host(name).give_oneadmin_key(lab.key, lab.known_hosts)
 
 
 def conf(profile: str) -> str:

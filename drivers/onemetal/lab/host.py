@@ -237,6 +237,24 @@ class LabHost:
         self._daemon(["/usr/sbin/sshd", "-f", config, "-E", os.path.join(ssh_dir, "sshd.log")],
                      "/run/sshd.pid", record)
 
+    def give_oneadmin_key(self, key: str, known_hosts: str) -> None:
+        """oneadmin here reaches the other hosts as oned's oneadmin does: the lab's key and
+        known_hosts in its own ~/.ssh (a frontend, or a host that migrates to another)."""
+        dot_ssh = self._dir("home", ".ssh", mode=0o700, owned=True)
+        for source, target in ((key, "id_ed25519"), (known_hosts, "known_hosts")):
+            shutil.copyfile(source, os.path.join(dot_ssh, target))
+            os.chown(os.path.join(dot_ssh, target), ONEADMIN_ID, ONEADMIN_ID)
+            os.chmod(os.path.join(dot_ssh, target), 0o600)
+
+    @property
+    def oneadmin(self) -> Runner:
+        """Commands run locally as oneadmin in its home, as oned runs TM and DS actions on a
+        frontend: no login shell, oneadmin's HOME and USER, cwd /var/lib/one."""
+        return Runner(prefix=("nsenter", "-t", str(self.anchor_pid), "-m", "-n", "--",
+                              "runuser", "-u", ONEADMIN, "--", "env", "-C", ONEADMIN_HOME,
+                              f"HOME={ONEADMIN_HOME}", f"USER={ONEADMIN}", f"LOGNAME={ONEADMIN}"),
+                      timeout=120.0, where=f"{self.name} (oneadmin)")
+
     def public_host_key(self) -> str:
         with open(os.path.join(self.workdir, "ssh", "ssh_host_ed25519_key.pub"),
                   encoding="ascii") as f:

@@ -15,6 +15,7 @@ import tempfile
 import threading
 import time
 from types import FrameType, TracebackType
+from typing import Sequence
 
 from onemetal.lab import netns
 from onemetal.lab.host import ONEADMIN, LabError, LabHost
@@ -66,12 +67,23 @@ class Lab:
     """`with Lab(hosts=3) as lab:` builds hosts one-0..one-2 and a frontend."""
 
     def __init__(self, hosts: int = 3, *, underlay_mtu: int = 1500,
-                 subnet: str = "172.31.255.0/24") -> None:
+                 subnet: str = "172.31.255.0/24", frontend_host: bool = False,
+                 servers: Sequence[str] = ()) -> None:
+        """`frontend_host`: the frontend namespace is also a host (oneadmin, sudo, its own
+        mounts, oneadmin's key to every host), where the DS and TM actions run as oned runs
+        them; `servers`: more hosts without OVS, by name (an NFS server), at .100 up."""
         if not 1 <= hosts <= 50:
             raise LabError(f"hosts: {hosts} is out of range (1..50)")
         if not 1280 <= underlay_mtu <= 9216:
             raise LabError(f"underlay_mtu: {underlay_mtu} is out of range (1280..9216)")
+        bad = [n for n in servers if not n.isalnum() or n in ("frontend", "one")]
+        if bad or len(set(servers)) != len(servers) or len(servers) > 20:
+            raise LabError(f"servers: {list(servers)} must be distinct alphanumeric names (at most 20)")
         self.host_count = hosts
+        self.with_frontend_host = frontend_host
+        self.server_names = tuple(servers)
+        self.frontend_host: LabHost | None = None
+        self.servers: list[LabHost] = []
         self.underlay_mtu = underlay_mtu
         self.network = ipaddress.ip_network(subnet)
         self.token = secrets.token_hex(3)
@@ -96,6 +108,9 @@ class Lab:
 
     def _host_address(self, index: int) -> str:
         return str(self.network.network_address + 10 + index)
+
+    def _server_address(self, index: int) -> str:
+        return str(self.network.network_address + 100 + index)
 
     @property
     def key(self) -> str:
@@ -156,27 +171,46 @@ class Lab:
         # `ip netns exec` binds a namespace's hosts file when a host's anchor starts, so
         # every file is written first: each host resolves every name from its start. The
         # machine's own name too, which the hosts share (UTS) and sudo looks up.
-        resolv = {**names, "frontend": self.frontend_address, socket.gethostname(): "127.0.1.1"}
-        for ns in [frontend] + [self._ns(f"h{i}") for i in range(self.host_count)]:
+        servers = {n: self._server_address(i) for i, n in enumerate(self.server_names)}
+        resolv = {**names, **servers, "frontend": self.frontend_address,
+                  socket.gethostname(): "127.0.1.1"}
+        host_ns = [self._ns(f"h{i}") for i in range(self.host_count)]
+        server_ns = [self._ns(f"s{i}") for i in range(len(servers))]
+        for ns in [frontend, *host_ns, *server_ns]:
             self.record.netns_etc.append(netns.write_hosts_file(ns, resolv))
         for index, (name, address) in enumerate(names.items()):
             ns = self._add_ns(f"h{index}")
             self._plug(underlay, ns, f"h{index}")
-            host = LabHost(name=name, netns=ns, address=address,
-                           prefixlen=self.network.prefixlen,
-                           workdir=os.path.join(self.workdir, name))
-            os.makedirs(host.workdir)
-            host.start_namespace(self.record)
+            host = self._new_host(name, ns, address)
             host.start_ovs(self.record, self.underlay_mtu)
             host.check_nftables()
             host.start_sshd(self.record, self.key + ".pub")
             host.write_conf(HOST_CONF)
             self._install_sudoers(host)
             self.hosts.append(host)
+        for index, (name, address) in enumerate(servers.items()):
+            ns = self._add_ns(f"s{index}")
+            self._plug(underlay, ns, f"s{index}")
+            server = self._new_host(name, ns, address)
+            server.run(["ip", "addr", "add", f"{address}/{self.network.prefixlen}", "dev", "eth0"])
+            self.servers.append(server)
+        if self.with_frontend_host:
+            self.frontend_host = self._new_host("frontend", frontend, self.frontend_address)
+            self._install_sudoers(self.frontend_host)
         self.record.save()
         with open(self.known_hosts, "w", encoding="ascii") as f:
             for host in self.hosts:
                 f.write(f"{host.name},{host.address} {host.public_host_key()}\n")
+        if self.frontend_host is not None:
+            self.frontend_host.give_oneadmin_key(self.key, self.known_hosts)
+
+    def _new_host(self, name: str, ns: str, address: str) -> LabHost:
+        assert self.record is not None
+        host = LabHost(name=name, netns=ns, address=address, prefixlen=self.network.prefixlen,
+                       workdir=os.path.join(self.workdir, f"host-{name}"))
+        os.makedirs(host.workdir)
+        host.start_namespace(self.record)
+        return host
 
     def _install_sudoers(self, host: LabHost) -> None:
         """onemetal's fragment into the host's sudoers.d, as an operator installs it."""
@@ -195,7 +229,7 @@ class Lab:
         begin = time.monotonic()
         leftovers = teardown_record(self.record)
         self.record = None
-        self.hosts, self.vms = [], []
+        self.hosts, self.vms, self.servers, self.frontend_host = [], [], [], None
         if self._previous_sigterm is not None:
             signal.signal(signal.SIGTERM, self._previous_sigterm)  # type: ignore[arg-type]
             self._previous_sigterm = None
@@ -206,7 +240,10 @@ class Lab:
 
     # -- using the lab ------------------------------------------------------------------
     def host(self, name: str) -> LabHost:
-        for host in self.hosts:
+        """A host by name: one-N, a server, or "frontend" when the frontend is a host."""
+        if name == "frontend" and self.frontend_host is not None:
+            return self.frontend_host
+        for host in [*self.hosts, *self.servers]:
             if host.name == name:
                 return host
         raise LabError(f"no host {name!r} in this lab ({', '.join(h.name for h in self.hosts)})")
