@@ -223,20 +223,33 @@ class Lab:
         netns.veth(underlay, port, ns, "eth0", self.underlay_mtu)
         netns.ROOT.run(["ip", "-n", underlay, "link", "set", port, "master", "br0"])
 
+    def _restore_sigterm(self) -> None:
+        if self._previous_sigterm is not None:
+            signal.signal(signal.SIGTERM, self._previous_sigterm)  # type: ignore[arg-type]
+            self._previous_sigterm = None
+
     def stop(self) -> None:
         if self.record is None:
+            return
+        if self.record.kept:
+            self._restore_sigterm()
             return
         begin = time.monotonic()
         leftovers = teardown_record(self.record)
         self.record = None
         self.hosts, self.vms, self.servers, self.frontend_host = [], [], [], None
-        if self._previous_sigterm is not None:
-            signal.signal(signal.SIGTERM, self._previous_sigterm)  # type: ignore[arg-type]
-            self._previous_sigterm = None
+        self._restore_sigterm()
         self.timings["teardown"] = time.monotonic() - begin
         if leftovers:
             print(f"onemetal lab {self.token}: could not remove {', '.join(leftovers)}",
                   file=sys.stderr)
+
+    def keep(self) -> None:
+        """Leave the lab up when this process is done (`onemetal demo --keep`): stop() then
+        removes nothing, no later lab sweeps it, and only lab.keep.teardown_kept ends it."""
+        assert self.record is not None, "lab not started"
+        self.record.kept = True
+        self.record.save()
 
     # -- using the lab ------------------------------------------------------------------
     def host(self, name: str) -> LabHost:

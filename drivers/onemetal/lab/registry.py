@@ -1,5 +1,6 @@
 """What a lab created (namespaces, PIDs), on disk, so that teardown happens even
-after the test process was killed: the next lab sweeps records whose owner is gone."""
+after the test process was killed: the next lab sweeps records whose owner is gone,
+unless the lab was kept (`onemetal demo --keep`): then only an explicit teardown ends it."""
 
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ class Record:
     namespaces: list[str] = field(default_factory=list)
     pids: list[int] = field(default_factory=list)
     netns_etc: list[str] = field(default_factory=list)
+    kept: bool = False   # left up on purpose after its owner exits: never swept
 
     @property
     def path(self) -> str:
@@ -82,8 +84,8 @@ def stop_pids(pids: list[int], grace: float = 2.0) -> list[int]:
     return pids
 
 
-def stale_records() -> list[Record]:
-    """Records of labs whose owning process no longer exists."""
+def records() -> list[Record]:
+    """Every readable lab record, by token."""
     try:
         names = sorted(os.listdir(REGISTRY_DIR))
     except FileNotFoundError:
@@ -94,10 +96,16 @@ def stale_records() -> list[Record]:
             continue
         try:
             with open(os.path.join(REGISTRY_DIR, name), encoding="utf-8") as f:
-                record = Record(**json.load(f))
+                found.append(Record(**json.load(f)))
         except (OSError, ValueError, TypeError):
             log.warning("unreadable lab record %s, left alone", name)
-            continue
-        if not alive(record.owner_pid):
-            found.append(record)
     return found
+
+
+def stale_records() -> list[Record]:
+    """Records of labs whose owning process no longer exists and that were not kept."""
+    return [r for r in records() if not r.kept and not alive(r.owner_pid)]
+
+
+def kept_records() -> list[Record]:
+    return [r for r in records() if r.kept]
