@@ -39,21 +39,20 @@ def _enter(hints: list[str], place: str, command: str) -> str:
     return netns.ROOT.run([*argv, "-c", command]).stdout
 
 
-def test_a_kept_lab_survives_its_owner_and_a_new_lab_until_teardown_kept():
-    begin = time.monotonic()
+def _keep_a_lab_in_a_child() -> dict:
     child = subprocess.run([sys.executable, "-c", CHILD], capture_output=True, text=True,
                            timeout=120)
     assert child.returncode == 0, child.stderr
-    kept = json.loads(child.stdout)
-    token, names, pids = kept["token"], kept["namespaces"], kept["pids"]
+    return json.loads(child.stdout)
+
+
+def _check_it_survives(token: str, names: list[str], pids: list[int], hints: list[str]) -> None:
     assert names and pids
     assert token in [r.token for r in registry.kept_records()]
     assert token not in [r.token for r in registry.stale_records()]
     with Lab(hosts=1):
         pass   # starting a lab sweeps the stale labs, never a kept one
     assert all(netns.exists(n) for n in names) and all(registry.alive(p) for p in pids)
-
-    hints = kept["hints"]
     assert hints[-1].split() == ["teardown", "onemetal", "demo", "--down", token]
     # The host's hint enters its mount namespace too: its own /var/lib/onemetal, oneadmin's.
     assert "172.31.255.10/24" in _enter(hints, "one-0", "ip -4 -o addr show br-phy")
@@ -61,9 +60,19 @@ def test_a_kept_lab_survives_its_owner_and_a_new_lab_until_teardown_kept():
     assert "192.168.9.2/24" in _enter(hints, "vm9 (on one-0)", "ip -4 -o addr show eth0")
     assert "172.31.255.2/24" in _enter(hints, "frontend", "ip -4 -o addr show eth0")
 
-    with pytest.raises(LabError, match="no kept lab 'nosuch'"):
-        teardown_kept("nosuch")
-    assert teardown_kept(token) == [token]
+
+def test_a_kept_lab_survives_its_owner_and_a_new_lab_until_teardown_kept():
+    begin = time.monotonic()
+    kept = _keep_a_lab_in_a_child()
+    token, names, pids = kept["token"], kept["namespaces"], kept["pids"]
+    try:
+        _check_it_survives(token, names, pids, kept["hints"])
+        with pytest.raises(LabError, match="no kept lab 'nosuch'"):
+            teardown_kept("nosuch")
+        assert teardown_kept(token) == [token]
+    finally:
+        if token in [r.token for r in registry.kept_records()]:
+            teardown_kept(token)   # a failed check leaves nothing up either
     deadline = time.monotonic() + 5
     while time.monotonic() < deadline and any(registry.alive(p) for p in pids):
         time.sleep(0.05)
