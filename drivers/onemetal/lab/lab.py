@@ -326,3 +326,15 @@ class Lab:
                         address, mtu=mtu, mac=mac, vlan=vlan)
         self.vms.append(vm)
         return vm
+
+    def move_vm(self, vm: LabVM, host: str, bridge: str) -> LabVM:
+        """A live migration as the VM's network sees it: its tap leaves `vm.host`'s bridge (as
+        libvirt removes it on the source) and a new one joins `host`'s, same MAC, address and
+        namespace, so the VM's processes go on; the caller sets MTU and route again."""
+        mac = vm.run(["cat", "/sys/class/net/eth0/address"]).stdout.strip()
+        self.host(vm.host).vsctl("--if-exists", "del-port", vm.port)
+        vm.run(["ip", "link", "del", "eth0"])
+        moved = LabVM.plug(self.host(host), vm.netns, vm.name, vm.port, bridge, vm.address,
+                           mtu=self.underlay_mtu, mac=mac, vlan=None)
+        self.vms = [moved if v.netns == vm.netns else v for v in self.vms]
+        return moved
