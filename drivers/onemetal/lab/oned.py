@@ -36,26 +36,36 @@ class StepResult:
     logs: tuple[tuple[str, str], ...] = field(default=())
 
 
+EOF_CMD = 'echo "ExitCode: $? EOF_ERR" 1>&2; echo "EOF_OUT"'
+
+
+def check_command(script: str) -> str:
+    """What SshStreamCommand runs before a step: exit 42 (MAGIC_RC) when the script is missing."""
+    return f'if [ ! -x "{script}" ]; then exit {MAGIC_RC} 1>&2; fi'
+
+
+def heredoc(command: str, stdin: str | None) -> tuple[str, str]:
+    """The command line and what follows it on the stream, as OpenNebulaDriver.do_action makes
+    them: stdin through `cat << 'EOT'`, ended by an extra newline and the line EOT."""
+    if stdin is None:
+        return command, ""
+    if "\nEOT\n" in f"\n{stdin}\n":
+        raise ValueError("stdin must not contain a line EOT (the MAD's heredoc would end there)")
+    return f"cat << 'EOT' | {command}", f"{stdin}\nEOT\n"
+
+
 def _command(step: Step, remote_dir: str) -> str:
     script = f"{remote_dir}/{step.script}"
-    check = f'if [ ! -x "{script}" ]; then exit {MAGIC_RC} 1>&2; fi\n'
-    cmd = shlex.join([script, *step.args])
-    if step.stdin is None:
-        body = f"({cmd}); "
-        tail = ""
-    else:
-        body = f"(cat << 'EOT' | {cmd}); "
-        tail = f"{step.stdin}\nEOT\n"
+    body, tail = heredoc(shlex.join([script, *step.args]), step.stdin)
     # The MAD sends no further step after a failure; the rc test stands in for that.
-    return (check + body + 'rc=$?; echo "ExitCode: $rc EOF_ERR" 1>&2; echo "EOF_OUT"\n' + tail
+    return (check_command(script) + f"\n({body}); "
+            + 'rc=$?; echo "ExitCode: $rc EOF_ERR" 1>&2; echo "EOF_OUT"\n' + tail
             + "[ $rc -eq 0 ] || exit 0\n")
 
 
 def ssh_stream(ssh: SshRunner, steps: list[Step], remote_dir: str = "/var/tmp/one",
                timeout: float = 120.0) -> list[StepResult]:
     """Run `steps` in one bash session on the host; stops at the first failing step, like the MAD."""
-    if any(s.stdin is not None and "\nEOT\n" in f"\n{s.stdin}\n" for s in steps):
-        raise ValueError("stdin must not contain a line EOT (the MAD's heredoc would end there)")
     script = "".join(_command(s, remote_dir) for s in steps)
     result = ssh.run(["bash", "-s"], input=script + "exit\n", timeout=timeout, check=False)
     outs = result.stdout.split("EOF_OUT\n")
