@@ -1,0 +1,163 @@
+"""The lab's oned double (lab/oned_vmm, oned_tm, oned_ds) against onemetal installed in a
+frontend host with its own CLI, remotes synced to two hosts, and the mesh between them."""
+
+from __future__ import annotations
+
+import time
+from typing import Iterator
+
+import pytest
+
+from onemetal import install
+from onemetal.lab import Lab, drive, frontend_host
+from onemetal.lab.lab import HOST_CONF
+from onemetal.lab.oned_ds import ds_action
+from onemetal.lab.oned_tm import transfer
+from onemetal.lab.oned_vmm import ActionResult, VmmMad
+from onemetal.lab.samples import SampleNic, vnm_vm_xml
+from onemetal.lab.vm import LabVM
+
+HOSTS = ["one-0", "one-1"]
+BRIDGE = drive.BRIDGE
+CONF = HOST_CONF + '[storage]\nprofile = "none"\n'
+DS_XML = "<DATASTORE><ID>0</ID><NAME>system</NAME><TM_MAD>onemetal</TM_MAD></DATASTORE>"
+
+
+@pytest.fixture(scope="module")
+def lab() -> Iterator[Lab]:
+    begin = time.monotonic()
+    with Lab(hosts=2, frontend_host=True) as lab:
+        frontend_host.install(lab, install.source_root())
+        for host in [frontend_host.frontend(lab), *lab.hosts]:
+            host.write_conf(CONF)
+        frontend_host.sync_remotes(lab)
+        drive.mesh(lab, "sync", HOSTS)
+        print(f"\nlab, install, sync and mesh: {time.monotonic() - begin:.1f} s")
+        yield lab
+
+
+def nic(vm_id: int) -> SampleNic:
+    return SampleNic(0, f"192.168.5.{vm_id}", f"02:00:c0:a8:05:{vm_id:02x}")
+
+
+def vm_dir(vm_id: int) -> str:
+    return f"/var/lib/one/datastores/0/{vm_id}"
+
+
+def deploy_ns(lab: Lab, vm_id: int, host: str) -> tuple[ActionResult, list[LabVM]]:
+    """A namespace VM deployed through the MAD's steps; the lab plugs it as libvirt would."""
+    xml = vnm_vm_xml(vm_id, host, [nic(vm_id)])
+    vms: list[LabVM] = []
+
+    def plug() -> None:
+        vms.append(lab.add_vm(host, f"vm{vm_id}", BRIDGE, f"{nic(vm_id).ip}/24",
+                              mac=nic(vm_id).mac, port=f"one-{vm_id}-0"))
+
+    result = VmmMad(lab).deploy(vm_id, host, vnm_payload=xml, vm_xml=xml, ds_xml=DS_XML,
+                                vm_dir=vm_dir(vm_id), plug=plug)
+    for vm in vms:
+        vm.set_mtu(int(lab.host(host).vsctl("get", "interface", vm.port, "mtu")))
+    return result, vms
+
+
+def ports(lab: Lab, host: str) -> list[str]:
+    return lab.host(host).vsctl("list-ports", BRIDGE).split()
+
+
+def names(result: ActionResult) -> list[str]:
+    return [name for name, _ in result.steps]
+
+
+@pytest.fixture(scope="module")
+def pair(lab) -> tuple[LabVM, LabVM]:
+    begin = time.monotonic()
+    first, [a] = deploy_ns(lab, 11, "one-0")
+    print(f"\nnamespace VM deploy through the stream: {time.monotonic() - begin:.2f} s")
+    second, [b] = deploy_ns(lab, 12, "one-1")
+    assert first.ok and second.ok, (first.message, second.message)
+    assert (first.info, names(first)) == ("one-11", ["vnm pre", "mkdir", "vm.xml", "ds.xml",
+                                                     "plug", "vnm post"])
+    return a, b
+
+
+def test_deploy_writes_the_vm_dir_and_the_vm_reaches_the_other_host_at_mtu_1450(lab, pair):
+    a, b = pair
+    with open(lab.host("one-0").path(f"{vm_dir(11)}/vm.xml"), encoding="utf-8") as f:
+        assert f.read() == vnm_vm_xml(11, "one-0", [nic(11)]) + "\n"  # the heredoc's newline
+    with open(lab.host("one-0").path(f"{vm_dir(11)}/ds.xml"), encoding="utf-8") as f:
+        assert f.read() == DS_XML + "\n"
+    assert lab.host("one-0").vsctl("get", "interface", "one-11-0", "mtu") == "1450"
+    assert a.ping(b.ip, count=2)
+
+
+def test_a_failing_vmm_deploy_is_followed_by_vnm_clean_and_carries_oneds_message(lab):
+    xml = vnm_vm_xml(13, "one-0", [nic(13)])
+    result = VmmMad(lab).deploy(13, "one-0", vnm_payload=xml, vm_xml=xml, ds_xml=DS_XML,
+                                vm_dir=vm_dir(13), deployment="<domain><name>one-13</name>")
+    assert not result.ok
+    assert names(result) == ["vnm pre", "mkdir", "vm.xml", "ds.xml", "vmm deploy", "vnm clean"]
+    assert dict(result.steps)["vnm clean"].code == 0
+    deploy = dict(result.steps)["vmm deploy"]
+    assert "not well-formed" in result.message, deploy.stderr
+    assert result.message.endswith(f"ExitCode: {deploy.code}")
+    assert "one-13-0" not in ports(lab, "one-0")
+    print(f"\noned's ERROR: {result.message}")
+
+
+def test_migrate_runs_the_mads_steps_in_order_and_the_vm_stays_reachable(lab, pair):
+    a, b = pair
+    _, [watcher] = deploy_ns(lab, 14, "one-0")
+    xml = vnm_vm_xml(11, "one-1", [nic(11)])
+    moved: list[LabVM] = []
+    begin = time.monotonic()
+    result = VmmMad(lab).migrate(
+        11, "one-0", "one-1", "one-11", vnm_payload=xml, vm_xml=xml, system_dir=vm_dir(11),
+        ds_id=0, action_data=f"<VMM_DRIVER_ACTION_DATA>{xml}</VMM_DRIVER_ACTION_DATA>",
+        move=lambda: moved.append(lab.move_vm(a, "one-1", BRIDGE)))
+    print(f"\nmigrate through two streams and the TM: {time.monotonic() - begin:.2f} s")
+    assert result.ok, result.message
+    assert names(result) == ["tm premigrate", "vnm pre", "move", "vnm clean", "vnm post",
+                             "tm postmigrate"]
+    assert all(step.code == 0 for _, step in result.steps), result.steps
+    assert "one-11-0" not in ports(lab, "one-0") and "one-11-0" in ports(lab, "one-1")
+    [after] = moved
+    after.set_mtu(1450)
+    assert after.ping(watcher.ip, count=3)  # the guest speaks first, as QEMU announces itself
+    assert watcher.ping(after.ip, count=2)
+
+
+def test_cancel_unplugs_and_vnm_clean_removes_the_port(lab, pair):
+    _, b = pair
+    host = lab.host("one-1")
+    xml = vnm_vm_xml(12, "one-1", [nic(12)])
+    result = VmmMad(lab).cancel(12, "one-1", "one-12", vnm_payload=xml, action_data="",
+                                unplug=lambda: host.run(["ip", "link", "del", b.port]))
+    assert result.ok, result.message
+    assert names(result) == ["unplug", "vnm clean"]
+    assert "one-12-0" not in ports(lab, "one-1")
+
+
+def test_a_transfer_stops_at_its_first_failing_line_and_replies_failure(lab):
+    text = ("# a comment, then an empty line\n\n"
+            f"PREMIGRATE onemetal one-0 one-1 {vm_dir(20)} 20 0\n"
+            "MKIMAGE onemetal\n"
+            f"POSTMIGRATE onemetal one-0 one-1 {vm_dir(20)} 20 0\n")
+    result = transfer(lab, 20, text)
+    assert not result.ok
+    assert [line.split()[0] for line, _ in result.lines] == ["PREMIGRATE", "MKIMAGE"]
+    assert result.lines[0][1].returncode == 0
+    assert result.reply.startswith("TRANSFER FAILURE 20 ") and len(result.reply) > 21
+    print(f"\n{result.reply}")
+    ok = transfer(lab, 21, f"PREMIGRATE onemetal one-0 one-1 {vm_dir(21)} 21 0\n")
+    assert (ok.ok, ok.reply) == (True, "TRANSFER SUCCESS 21 -")
+    missing = transfer(lab, 22, "CLONE nosuch a b\n")
+    assert missing.reply == "TRANSFER FAILURE 22 Transfer Driver 'nosuch' not available"
+
+
+def test_a_ds_monitor_with_its_base64_payload_prints_used_mb(lab):
+    doc = ("<DS_DRIVER_ACTION_DATA><DATASTORE><ID>100</ID>"
+           "<BASE_PATH>/var/lib/one/datastores/100</BASE_PATH><TEMPLATE/></DATASTORE>"
+           "</DS_DRIVER_ACTION_DATA>")
+    result = ds_action(lab, "monitor", 100, doc)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("USED_MB="), result.stdout
