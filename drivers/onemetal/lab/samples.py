@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import base64
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Mapping, Sequence
 from xml.sax.saxutils import escape
 
 VN_MAD = "ovswitch_vxlan_unicast"
@@ -37,17 +37,23 @@ def nic_xml(nic: SampleNic, tag: str = "NIC", vm_id: int = 42) -> str:
 
 
 def vnm_vm_xml(vm_id: int, host: str, nics: Sequence[SampleNic], *, extra_context: int = 0,
-               rules: str = "", aliases: Sequence[SampleNic] = ()) -> str:
-    """The network drivers' VM document, with TEMPLATE and HISTORY_RECORDS repeated per XPath hit."""
-    context = {"NETWORK": "YES", "SSH_PUBLIC_KEY": "ssh-ed25519 AAAAC3Nza lab",
+               rules: str = "", aliases: Sequence[SampleNic] = (),
+               context: Mapping[str, str] | None = None,
+               user_template: Sequence[tuple[str, str]] = (("EIP", "yes"),),
+               hid: int = 0, ds_id: int = 0, deploy_id: str = "") -> str:
+    """The network drivers' VM document, with TEMPLATE and HISTORY_RECORDS repeated per XPath hit
+    (`context`: the CONTEXT section, by default NETWORK and a key)."""
+    context = {**(context if context is not None else
+                  {"NETWORK": "YES", "SSH_PUBLIC_KEY": "ssh-ed25519 AAAAC3Nza lab"}),
                **{f"VAR_{i}": "x" * 40 for i in range(extra_context)}}
-    return (f"<VM><ID>{vm_id}</ID><DEPLOY_ID/>"
+    deploy = f"<DEPLOY_ID>{escape(deploy_id)}</DEPLOY_ID>" if deploy_id else "<DEPLOY_ID/>"
+    return (f"<VM><ID>{vm_id}</ID>{deploy}"
             f"<TEMPLATE><CONTEXT>{_elems(context)}</CONTEXT></TEMPLATE>"
-            f"<USER_TEMPLATE><EIP>yes</EIP></USER_TEMPLATE>"
+            f"<USER_TEMPLATE>{_elems(dict(user_template))}</USER_TEMPLATE>"
             f"<TEMPLATE>{rules}</TEMPLATE>"
             f"<HISTORY_RECORDS><HISTORY><HOSTNAME>{escape(host)}</HOSTNAME></HISTORY></HISTORY_RECORDS>"
-            "<HISTORY_RECORDS><HISTORY><HID>0</HID></HISTORY></HISTORY_RECORDS>"
-            "<HISTORY_RECORDS><HISTORY><DS_ID>0</DS_ID></HISTORY></HISTORY_RECORDS>"
+            f"<HISTORY_RECORDS><HISTORY><HID>{hid}</HID></HISTORY></HISTORY_RECORDS>"
+            f"<HISTORY_RECORDS><HISTORY><DS_ID>{ds_id}</DS_ID></HISTORY></HISTORY_RECORDS>"
             + "".join(f"<TEMPLATE>{nic_xml(n, vm_id=vm_id)}</TEMPLATE>" for n in nics)
             # an alias's parent goes in its `extra` as PARENT_ID, as oned writes it
             + "".join(f"<TEMPLATE>{nic_xml(a, 'NIC_ALIAS', vm_id)}</TEMPLATE>" for a in aliases)
