@@ -24,6 +24,10 @@ from lxml import etree
 
 from onemetal.lab import one_template
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from onemetal.lab.one_docs import OneVm
+
 AUTHENTICATION = 0x0100
 NO_EXISTS = 0x0400
 ACTION = 0x0800
@@ -73,6 +77,16 @@ def in_pool(vm: "etree._Element", start: int, end: int, state: int) -> bool:
     wanted_state = (state == -2 or (state == -1 and vm.findtext("STATE") != DONE)
                     or (state >= 0 and vm.findtext("STATE") == str(state)))
     return wanted_state and (start == -1 or vm_id >= start) and (end == -1 or vm_id <= end)
+
+
+def write_api_vm(data_dir: str, vm: "OneVm") -> str:
+    """The VM as one.vm.info answers it here: vm-<id>.xml in the cloud's directory (its path)."""
+    from onemetal.lab.one_docs import vm_xml
+
+    path = os.path.join(data_dir, f"vm-{int(vm.vm_id)}.xml")
+    with open(path, "w", encoding="utf-8") as f:
+        f.write(vm_xml(vm))
+    return path
 
 
 def serve(address: str, port: int, session: str, data: str) -> None:
