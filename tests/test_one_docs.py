@@ -1,4 +1,4 @@
-"""The lab's OpenNebula documents (lab.one_docs, lab.one_deployment) read by onemetal's own readers."""
+"""The lab's OpenNebula documents (lab.one_docs) read by onemetal's own readers."""
 
 from __future__ import annotations
 
@@ -8,10 +8,9 @@ from lxml import etree
 
 from onemetal.config import StorageConfig
 from onemetal.lab import one_api
-from onemetal.lab.one_datastore import OneImage, ds_action_data, ds_xml
-from onemetal.lab.one_deployment import (deployment, transfer_epilog, transfer_prolog,
-                                         vmm_action_data)
-from onemetal.lab.one_docs import OneDisk, OneNet, OneVm, context_sh, vm_xml, vnm_payload
+from onemetal.lab.one_docs import (OneDisk, OneImage, OneNet, OneVm, context_sh, deployment,
+                                   ds_action_data, ds_xml, transfer_epilog, transfer_prolog,
+                                   vm_xml, vmm_action_data, vnm_payload, write_api_vm)
 from onemetal.lab.samples import VN_MAD, SampleNic, b64
 from onemetal.net.vnm import nic_spec, own_nics, port_name
 from onemetal.opennebula import client, payload
@@ -56,7 +55,7 @@ def test_the_vm_document_reads_back_in_the_drivers_views() -> None:
 
 
 def test_the_api_stand_in_and_the_nat_client_read_it(tmp_path) -> None:  # type: ignore[no-untyped-def]
-    path = one_api.write_api_vm(str(tmp_path), WEB)
+    path = write_api_vm(str(tmp_path), WEB)
     assert path == str(tmp_path / "vm-7.xml")
     root = etree.parse(path).getroot()
     short = one_api.short_vm(root)

@@ -26,7 +26,7 @@ from onemetal.lab import one_template
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from onemetal.lab.one_docs import OneVm
+    from onemetal.lab.one_vm import OneVm
 
 AUTHENTICATION = 0x0100
 NO_EXISTS = 0x0400
@@ -81,7 +81,7 @@ def in_pool(vm: "etree._Element", start: int, end: int, state: int) -> bool:
 
 def write_api_vm(data_dir: str, vm: "OneVm") -> str:
     """The VM as one.vm.info answers it here: vm-<id>.xml in the cloud's directory (its path)."""
-    from onemetal.lab.one_docs import vm_xml
+    from onemetal.lab.one_vm import vm_xml
 
     path = os.path.join(data_dir, f"vm-{int(vm.vm_id)}.xml")
     with open(path, "w", encoding="utf-8") as f:

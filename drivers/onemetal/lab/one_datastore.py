@@ -11,7 +11,7 @@ from xml.sax.saxutils import escape
 
 from lxml import etree
 
-from onemetal.lab.one_docs import STIME, Value, cdata, leaf, template
+from onemetal.lab.one_vm import STIME, Value, cdata, leaf, template
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ from __future__ import annotations
 from xml.sax.saxutils import escape
 
 from onemetal.lab.one_datastore import ds_xml
-from onemetal.lab.one_docs import DATASTORES, STIME, TM_MAD, OneVm, cdata, leaf, vm_xml
+from onemetal.lab.one_vm import DATASTORES, STIME, TM_MAD, OneVm, cdata, leaf, vm_xml
 
 EMULATOR = "/usr/bin/qemu-system-x86_64"  # Debian's; oned's default is qemu-kvm-one
 OPENNEBULA_VERSION = "6.10.0"

@@ -1,0 +1,196 @@
+"""A VM described once (OneVm) and the documents oned writes for it; lab.one_docs gathers them all.
+
+Each function is pure and follows the oned source that writes the document:
+the VM (VirtualMachine::to_xml_extended, History::to_xml, Template::to_xml: attributes
+by name, vector keys sorted, values in CDATA), the network drivers' payload
+(lab.samples.vnm_vm_xml), VMM_DRIVER_ACTION_DATA (VirtualMachineManager::format_message),
+and context.sh (VirtualMachine::generate_context). oned leaves some values raw where its
+own name checks keep markup out; here every value is escaped, so a hostile one still
+gives a well-formed document that reads back as written. The deployment file and the
+transfer files are in one_deployment.py, the datastore and image documents in one_datastore.py.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass
+from typing import Mapping, Sequence, Union
+from xml.sax.saxutils import escape
+
+from onemetal.lab.samples import SampleNic, nic_xml, vnm_vm_xml
+from onemetal.storage import context
+
+DATASTORES = "/var/lib/one//datastores"  # oned's DATASTORE_LOCATION, with its double slash
+STIME = 1796165000  # a fixed creation time: documents are reproducible
+VM_MAD = TM_MAD = "onemetal"
+Value = Union[str, Mapping[str, str]]
+
+
+@dataclass(frozen=True)
+class OneDisk:
+    disk_id: int
+    source: str  # the image file on the image datastore
+    image_ds_id: int
+    format: str = "qcow2"  # qcow2 | raw
+    target: str = "vda"
+    clone: bool = True
+    image_id: int = 0
+    image: str = "image"
+    datastore: str = "images"
+
+
+@dataclass(frozen=True)
+class OneNet:
+    """The vnet a NIC leases from: what oned looks up for the NIC's context (ar_lookup)."""
+    vnet_id: int
+    name: str
+    address: str
+    prefixlen: int
+    gateway: str = ""
+    dns: str = ""
+    mtu: int | None = None  # GUEST_MTU
+    vni: int | None = None
+    bridge: str = "br-mesh"
+
+
+@dataclass(frozen=True)
+class OneVm:
+    vm_id: int
+    name: str
+    host: str
+    nics: tuple[SampleNic, ...]
+    disks: tuple[OneDisk, ...] = ()
+    context: bool = True
+    system_ds_id: int = 0
+    uid: int = 2
+    gid: int = 100
+    uname: str = "tenant"
+    gname: str = "eip-users"
+    user_template: tuple[tuple[str, str], ...] = (("EIP", "yes"),)
+    memory_mb: int = 64
+    vcpu: int = 1
+    hid: int = 0
+    nets: tuple[OneNet, ...] = ()  # by NETWORK_ID; a NIC's is 0 unless its `extra` says otherwise
+    ssh_key: str = "ssh-ed25519 AAAAC3Nza lab"
+    extra_context: tuple[tuple[str, str], ...] = ()  # more CONTEXT attributes, as written
+    deploy_id: str = ""
+
+    @property
+    def system_dir(self) -> str:
+        """History's vm_rhome: <DATASTORE_LOCATION>/<system ds>/<vmid>."""
+        return f"{DATASTORES}/{self.system_ds_id}/{self.vm_id}"
+
+    @property
+    def context_disk_id(self) -> int:
+        """oned gives the context the disk id after the last DISK's."""
+        return max((d.disk_id for d in self.disks), default=-1) + 1
+
+
+def cdata(value: object) -> str:
+    """oned's escape_xml (CDATA); a "]]>" inside is split over two sections, as XML allows."""
+    return "<![CDATA[" + str(value).replace("]]>", "]]]]><![CDATA[>") + "]]>"
+
+
+def leaf(tag: str, value: object) -> str:
+    return f"<{tag}>{escape(str(value))}</{tag}>"
+
+
+def template(tag: str, attrs: Sequence[tuple[str, Value]],
+             written: Sequence[tuple[str, str]] = ()) -> str:
+    """Template::to_xml: attributes by name (repeats as given), vector keys sorted, CDATA;
+    `written`: (name, element) pairs already in XML, placed by name among the others."""
+    out = list(written)
+    for name, value in attrs:
+        if isinstance(value, Mapping):
+            inner = "".join(f"<{k}>{cdata(value[k])}</{k}>" for k in sorted(value))
+        else:
+            inner = cdata(value)
+        out.append((name, f"<{name}>{inner}</{name}>"))
+    return f"<{tag}>{''.join(xml for _, xml in sorted(out, key=lambda a: a[0]))}</{tag}>"
+
+
+def _net_of(vm: OneVm, nic: SampleNic) -> OneNet | None:
+    net_id = int(dict(nic.extra).get("NETWORK_ID", 0))
+    return next((n for n in vm.nets if n.vnet_id == net_id), None)
+
+
+def context_values(vm: OneVm) -> dict[str, str]:
+    """The CONTEXT section after generate_context: each NIC's ETH<id>_* (NETWORK_CONTEXT:
+    IP, MAC from the NIC; MASK, NETWORK, GATEWAY, DNS, MTU from the vnet), DISK_ID, TARGET."""
+    values = {"DISK_ID": str(vm.context_disk_id), "NETWORK": "YES",
+              "SSH_PUBLIC_KEY": vm.ssh_key, "TARGET": "hda"}
+    for nic in vm.nics:
+        eth = f"ETH{nic.nic_id}_"
+        values[eth + "IP"], values[eth + "MAC"] = nic.ip, nic.mac
+        net = _net_of(vm, nic)
+        if net is not None:
+            network = ipaddress.ip_network(f"{net.address}/{net.prefixlen}", strict=False)
+            found = {"MASK": str(network.netmask), "NETWORK": str(network.network_address),
+                     "GATEWAY": net.gateway, "DNS": net.dns, "MTU": str(net.mtu or "")}
+            values.update({eth + k: v for k, v in found.items() if v})
+    return {**values, **dict(vm.extra_context)}
+
+
+def _disk(vm: OneVm, disk: OneDisk) -> dict[str, str]:
+    return {"ALLOW_ORPHANS": "NO", "CLONE": "YES" if disk.clone else "NO",
+            "CLONE_TARGET": "SYSTEM", "CLUSTER_ID": "0", "DATASTORE": disk.datastore,
+            "DATASTORE_ID": str(disk.image_ds_id), "DEV_PREFIX": disk.target[:2],
+            "DISK_ID": str(disk.disk_id), "DISK_TYPE": "FILE", "DRIVER": disk.format,
+            "FORMAT": disk.format, "IMAGE": disk.image, "IMAGE_ID": str(disk.image_id),
+            "IMAGE_STATE": "2", "LN_TARGET": "NONE", "READONLY": "NO", "SAVE": "NO",
+            "SOURCE": disk.source, "TARGET": disk.target, "TM_MAD": TM_MAD, "TYPE": "FILE"}
+
+
+def history(vm: OneVm) -> str:
+    """History::to_xml of the VM's only placement (SEQ 0, deployed by ACTION 0)."""
+    fields = [("OID", vm.vm_id), ("SEQ", 0), ("HOSTNAME", escape(vm.host)), ("HID", vm.hid),
+              ("CID", 0), ("STIME", STIME + 10), ("ETIME", 0), ("VM_MAD", cdata(VM_MAD)),
+              ("TM_MAD", cdata(TM_MAD)), ("DS_ID", vm.system_ds_id), ("PLAN_ID", -1),
+              ("ACTION_ID", -1), ("PSTIME", STIME + 10), ("PETIME", STIME + 11),
+              ("RSTIME", STIME + 11), ("RETIME", 0), ("ESTIME", 0), ("EETIME", 0),
+              ("ACTION", 0), ("UID", vm.uid), ("GID", vm.gid), ("REQUEST_ID", -1)]
+    return "<HISTORY>" + "".join(f"<{k}>{v}</{k}>" for k, v in fields) + "</HISTORY>"
+
+
+def _template_attrs(vm: OneVm) -> list[tuple[str, Value]]:
+    attrs: list[tuple[str, Value]] = [
+        ("CPU", str(vm.vcpu)), ("MEMORY", str(vm.memory_mb)), ("VCPU", str(vm.vcpu)),
+        ("GRAPHICS", {"LISTEN": "0.0.0.0", "PORT": str(5900 + vm.vm_id), "TYPE": "VNC"}),
+        ("OS", {"ARCH": "x86_64"}), ("TEMPLATE_ID", "0"), ("VMID", str(vm.vm_id))]
+    attrs += [("DISK", _disk(vm, d)) for d in vm.disks]
+    if vm.context:
+        attrs.append(("CONTEXT", context_values(vm)))
+    return attrs
+
+
+def vm_xml(vm: OneVm) -> str:
+    """The VM as one.vm.info returns it and oned writes vm.xml on the host (RUNNING)."""
+    perms = "".join(f"<{who}_{what}>{int(who == 'OWNER' and what in 'UM')}</{who}_{what}>"
+                    for who in ("OWNER", "GROUP", "OTHER") for what in "UMA")
+    head = "".join(leaf(k, v) for k, v in (
+        ("ID", vm.vm_id), ("UID", vm.uid), ("GID", vm.gid), ("UNAME", vm.uname),
+        ("GNAME", vm.gname), ("NAME", vm.name)))
+    state = "".join(leaf(k, v) for k, v in (
+        ("LAST_POLL", 0), ("STATE", 3), ("LCM_STATE", 3), ("PREV_STATE", 3),
+        ("PREV_LCM_STATE", 3), ("RESCHED", 0), ("STIME", STIME), ("ETIME", 0),
+        ("DEPLOY_ID", vm.deploy_id)))
+    # nic_xml: the NIC exactly as the network drivers' payload carries it
+    body = template("TEMPLATE", _template_attrs(vm),
+                    [("NIC", nic_xml(n, vm_id=vm.vm_id)) for n in vm.nics])
+    return (f"<VM>{head}<PERMISSIONS>{perms}</PERMISSIONS>{state}<MONITORING/>{body}"
+            f"{template('USER_TEMPLATE', list(vm.user_template))}"
+            f"<HISTORY_RECORDS>{history(vm)}</HISTORY_RECORDS></VM>")
+
+
+def vnm_payload(vm: OneVm) -> str:
+    """The network drivers' payload for this VM (the repeated TEMPLATE/HISTORY_RECORDS)."""
+    return vnm_vm_xml(vm.vm_id, vm.host, vm.nics,
+                      context=context_values(vm) if vm.context else {},
+                      user_template=vm.user_template, hid=vm.hid, ds_id=vm.system_ds_id,
+                      deploy_id=vm.deploy_id)
+
+
+def context_sh(vm: OneVm) -> str:
+    """generate_context's file: the header, then KEY='value' by key, `'` written `'\\''`
+    (the same writer as the drivers' own context.sh: storage.context.render)."""
+    return context.render(context_values(vm))
