@@ -213,3 +213,14 @@ def test_libvirt_accepts_the_deployment_files_schema(tmp_path) -> None:  # type:
         path.write_text(deployment(vm))
         result = Runner().run(["virt-xml-validate", str(path), "domain"], timeout=30)
         assert result.returncode == 0 and "validates" in result.stderr + result.stdout
+
+
+def test_the_context_takes_the_nics_value_then_the_vnets_and_keeps_the_empty_ones() -> None:
+    own = SampleNic(1, "192.168.0.11", "02:00:c0:a8:00:0b", extra=(("GATEWAY", "192.168.0.254"),))
+    values = context.parse(context_sh(OneVm(9, "two", "one-0", (NIC, own), nets=(NET,))))
+    assert (values["ETH0_GATEWAY"], values["ETH1_GATEWAY"]) == ("192.168.0.1", "192.168.0.254")
+    assert (values["ETH1_MTU"], values["ETH1_VLAN_ID"], values["ETH1_IP6"]) == ("1450", "100", "")
+    assert values["DISK_ID"] == "0" and "ETH1_ROUTES" in values
+    alone = context.parse(context_sh(OneVm(9, "alone", "one-0", (NIC,))))
+    assert (alone["ETH0_MTU"], alone["ETH0_GATEWAY"]) == ("", "")  # no vnet to ask
+    assert context.with_mtu(alone, 1450)["ETH0_MTU"] == "1450"  # what the host side writes

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Mapping, Sequence, Union
 from xml.sax.saxutils import escape
 
-from onemetal.lab.samples import SampleNic, nic_xml, vnm_vm_xml
+from onemetal.lab.samples import SampleNic, nic_fields, nic_xml, vnm_vm_xml
 from onemetal.storage import context
 
 DATASTORES = "/var/lib/one//datastores"  # oned's DATASTORE_LOCATION, with its double slash
@@ -109,25 +109,52 @@ def template(tag: str, attrs: Sequence[tuple[str, Value]],
     return f"<{tag}>{''.join(xml for _, xml in sorted(out, key=lambda a: a[0]))}</{tag}>"
 
 
-def _net_of(vm: OneVm, nic: SampleNic) -> OneNet | None:
-    net_id = int(dict(nic.extra).get("NETWORK_ID", 0))
-    return next((n for n in vm.nets if n.vnet_id == net_id), None)
+# VirtualMachineContext.cc NETWORK_CONTEXT and NETWORK6_CONTEXT: (ETH<id>_ suffix, NIC
+# attribute, its alternative, whether the vnet is asked when the NIC has none).
+NETWORK_CONTEXT = (
+    ("IP", "IP", "", False), ("MAC", "MAC", "", False), ("MASK", "NETWORK_MASK", "", True),
+    ("NETWORK", "NETWORK_ADDRESS", "", True), ("GATEWAY", "GATEWAY", "", True),
+    ("DNS", "DNS", "", True), ("SEARCH_DOMAIN", "SEARCH_DOMAIN", "", True),
+    ("MTU", "GUEST_MTU", "", True), ("METRIC", "METRIC", "", True),
+    ("METHOD", "METHOD", "", True), ("VLAN_ID", "VLAN_ID", "", True),
+    ("VROUTER_IP", "VROUTER_IP", "", False), ("VROUTER_MANAGEMENT", "VROUTER_MANAGEMENT", "", False),
+    ("EXTERNAL", "EXTERNAL", "", False), ("ROUTES", "ROUTES", "", True),
+    ("IP6", "IP6_GLOBAL", "IP6", False), ("IP6_ULA", "IP6_ULA", "", False),
+    ("IP6_GATEWAY", "GATEWAY6", "", True), ("IP6_METRIC", "IP6_METRIC", "", True),
+    ("IP6_METHOD", "IP6_METHOD", "", True), ("IP6_PREFIX_LENGTH", "PREFIX_LENGTH", "", True),
+    ("VROUTER_IP6", "VROUTER_IP6_GLOBAL", "VROUTER_IP6", False))
+
+
+def vnet_attributes(net: OneNet) -> dict[str, str]:
+    """What the vnet and its address range answer for $NETWORK[...] (the ar_lookup keys)."""
+    network = ipaddress.ip_network(f"{net.address}/{net.prefixlen}", strict=False)
+    found = {"NETWORK_MASK": str(network.netmask), "NETWORK_ADDRESS": str(network.network_address),
+             "GATEWAY": net.gateway, "DNS": net.dns, "GUEST_MTU": str(net.mtu or ""),
+             "VLAN_ID": str(net.vni or "")}
+    return {k: v for k, v in found.items() if v}
+
+
+def nic_context(vm: OneVm, nic: SampleNic) -> dict[str, str]:
+    """parse_context_network for one NIC: every ETH<id>_ key, the NIC's value first, else the
+    vnet's where oned looks it up, else empty (oned writes the empty ones too)."""
+    own = nic_fields(nic, vm.vm_id)
+    net_id = int(own.get("NETWORK_ID", "0"))
+    net = next((n for n in vm.nets if n.vnet_id == net_id), None)
+    vnet = vnet_attributes(net) if net is not None else {}
+    out = {}
+    for suffix, key, alt, lookup in NETWORK_CONTEXT:
+        value = own.get(key) or (own.get(alt, "") if alt else "")
+        out[f"ETH{nic.nic_id}_{suffix}"] = value or (vnet.get(key, "") if lookup else "")
+    return out
 
 
 def context_values(vm: OneVm) -> dict[str, str]:
-    """The CONTEXT section after generate_context: each NIC's ETH<id>_* (NETWORK_CONTEXT:
-    IP, MAC from the NIC; MASK, NETWORK, GATEWAY, DNS, MTU from the vnet), DISK_ID, TARGET."""
+    """The CONTEXT section after generate_context: each NIC's ETH<id>_* (nic_context), the
+    context disk's DISK_ID and TARGET, then `extra_context` as written."""
     values = {"DISK_ID": str(vm.context_disk_id), "NETWORK": "YES",
               "SSH_PUBLIC_KEY": vm.ssh_key, "TARGET": "hda"}
     for nic in vm.nics:
-        eth = f"ETH{nic.nic_id}_"
-        values[eth + "IP"], values[eth + "MAC"] = nic.ip, nic.mac
-        net = _net_of(vm, nic)
-        if net is not None:
-            network = ipaddress.ip_network(f"{net.address}/{net.prefixlen}", strict=False)
-            found = {"MASK": str(network.netmask), "NETWORK": str(network.network_address),
-                     "GATEWAY": net.gateway, "DNS": net.dns, "MTU": str(net.mtu or "")}
-            values.update({eth + k: v for k, v in found.items() if v})
+        values.update(nic_context(vm, nic))
     return {**values, **dict(vm.extra_context)}
 
 

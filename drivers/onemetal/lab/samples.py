@@ -26,14 +26,19 @@ def _elems(values: dict[str, object]) -> str:
     return "".join(f"<{k}>{escape(str(v))}</{k}>" for k, v in values.items())
 
 
-def nic_xml(nic: SampleNic, tag: str = "NIC", vm_id: int = 42) -> str:
+def nic_fields(nic: SampleNic, vm_id: int = 42) -> dict[str, str]:
+    """The NIC's attributes as oned sets them (the vnet's inherited ones, the lease, `extra`)."""
     fields: dict[str, object] = {
         "AR_ID": 0, "BRIDGE": nic.bridge, "BRIDGE_TYPE": "openvswitch", "IP": nic.ip,
         "MAC": nic.mac, "MTU": nic.mtu, "NAME": f"NIC{nic.nic_id}", "NETWORK": "private",
         "NETWORK_ID": 0, "NIC_ID": nic.nic_id, "SECURITY_GROUPS": nic.security_groups,
         "TARGET": f"one-{vm_id}-{nic.nic_id}", "VLAN_ID": nic.vlan_id, "VN_MAD": VN_MAD,
         **dict(nic.extra)}
-    return f"<{tag}>" + _elems({k: v for k, v in fields.items() if v not in (None, "")}) + f"</{tag}>"
+    return {k: str(v) for k, v in fields.items() if v not in (None, "")}
+
+
+def nic_xml(nic: SampleNic, tag: str = "NIC", vm_id: int = 42) -> str:
+    return f"<{tag}>" + _elems(nic_fields(nic, vm_id)) + f"</{tag}>"
 
 
 def vnm_vm_xml(vm_id: int, host: str, nics: Sequence[SampleNic], *, extra_context: int = 0,
