@@ -3,13 +3,14 @@ frontend host with its own CLI, remotes synced to two hosts, and the mesh betwee
 
 from __future__ import annotations
 
+import os
 import time
 from typing import Iterator
 
 import pytest
 
 from onemetal import install
-from onemetal.lab import Lab, drive, frontend_host
+from onemetal.lab import Lab, drive, frontend_host, libvirt
 from onemetal.lab.lab import HOST_CONF
 from onemetal.lab.oned_ds import ds_action
 from onemetal.lab.oned_tm import transfer
@@ -20,6 +21,7 @@ from onemetal.lab.vm import LabVM
 HOSTS = ["one-0", "one-1"]
 BRIDGE = drive.BRIDGE
 CONF = HOST_CONF + '[storage]\nprofile = "none"\n'
+DEPLOYMENT = os.path.join(os.path.dirname(__file__), "data", "vmm", "deployment.0")
 DS_XML = "<DATASTORE><ID>0</ID><NAME>system</NAME><TM_MAD>onemetal</TM_MAD></DATASTORE>"
 
 
@@ -161,3 +163,84 @@ def test_a_ds_monitor_with_its_base64_payload_prints_used_mb(lab):
     result = ds_action(lab, "monitor", 100, doc)
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("USED_MB="), result.stdout
+
+
+def test_a_failing_move_runs_failmigrate_and_stops(lab):
+    xml = vnm_vm_xml(15, "one-1", [nic(15)])
+
+    def move() -> None:
+        raise RuntimeError("the destination refused the guest")
+
+    result = VmmMad(lab).migrate(15, "one-0", "one-1", "one-15", vnm_payload=xml, vm_xml=xml,
+                                 system_dir=vm_dir(15), ds_id=0, action_data="", move=move)
+    assert not result.ok
+    assert names(result) == ["tm premigrate", "vnm pre", "move", "tm failmigrate"]
+    assert "the destination refused the guest" in result.message
+
+
+def _descendants(pid: int) -> list[int]:
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat", encoding="ascii") as f:
+                    ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+            except (OSError, ValueError, IndexError):
+                continue
+            children.setdefault(ppid, []).append(int(entry))
+    found, todo = [], [pid]
+    while todo:
+        kids = children.get(todo.pop(), [])
+        found += kids
+        todo += kids
+    return found
+
+
+def test_a_step_past_its_deadline_kills_the_whole_ssh_session(lab):
+    stream = VmmMad(lab).stream("one-0")
+    try:
+        assert stream.run_command(["/bin/true"]).code == 0
+        session = [stream._proc.pid, *_descendants(stream._proc.pid)]
+        commands = [open(f"/proc/{pid}/comm", encoding="ascii").read().strip() for pid in session]
+        assert "ssh" in commands, commands
+        begin = time.monotonic()
+        result = stream.run_command(["/bin/sleep", "30"], timeout=1.0)
+        print(f"\nremote step with a 1 s deadline returned after {time.monotonic() - begin:.2f} s"
+              f" ({len(session)} local processes in the session)")
+        assert result.stderr.endswith("Timeout Error") and not stream.alive
+        left = [pid for pid in session if os.path.exists(f"/proc/{pid}")
+                and open(f"/proc/{pid}/stat", encoding="ascii").read().split()[2] != "Z"]
+        assert left == []
+    finally:
+        stream.close()
+
+
+def test_a_tcg_guest_deploys_and_cancels_through_the_stream(lab):
+    """The real thing: remotes/vmm/onemetal/deploy with the deployment file on stdin, its
+    domain's UUID as the deploy id given to post; then cancel and clean."""
+    host = lab.host("one-1")
+    daemons = libvirt.start(host, lab.record)  # type: ignore[arg-type]
+    try:
+        with open(DEPLOYMENT, encoding="utf-8") as f:
+            domain = f.read()
+        xml = vnm_vm_xml(7, "one-1", [SampleNic(0, "10.0.7.1", "02:00:0a:00:07:01", mtu=None)])
+        data = (f"<VMM_DRIVER_ACTION_DATA><HOST>one-1</HOST><DEPLOY_ID>one-7</DEPLOY_ID>{xml}"
+                f"{DS_XML}</VMM_DRIVER_ACTION_DATA>")
+        mad = VmmMad(lab)
+        begin = time.monotonic()
+        result = mad.deploy(7, "one-1", vnm_payload=xml, vm_xml=xml, ds_xml=DS_XML,
+                            vm_dir=vm_dir(7), deployment=domain, action_data=data)
+        print(f"\nlibvirt answered in {daemons.started_in:.2f} s; "
+              f"TCG guest deploy through the stream: {time.monotonic() - begin:.2f} s")
+        assert result.ok, result.message
+        assert names(result) == ["vnm pre", "mkdir", "vm.xml", "ds.xml", "vmm deploy", "vnm post"]
+        assert result.info == daemons.virsh("domuuid", "one-7").strip()
+        assert daemons.virsh("domstate", "one-7").strip() == "running"
+        assert host.vsctl("get", "interface", "one-7-0", "mtu") == "1450"
+        gone = mad.cancel(7, "one-1", result.info, vnm_payload=xml, action_data=data)
+        assert gone.ok, gone.message
+        assert names(gone) == ["vmm cancel", "vnm clean"]
+        assert daemons.virsh("list", "--all", "--name").split() == []
+        assert "one-7-0" not in ports(lab, "one-1")
+    finally:
+        daemons.stop()
