@@ -138,6 +138,7 @@ def test_the_transfer_lines_pass_the_tm_argument_parsers(tmp_path) -> None:  # t
     clone, ctx = transfer_prolog(WEB).splitlines()
     verb, mad, src, dst, vmid, dsid = clone.split()
     assert (verb, mad) == ("CLONE", "onemetal")
+    tm_args.expect(clone.split()[2:], ("SRC", "DST", "VMID", "DSID"), "tm-clone")
     assert tm_args.datastore_path(src, CFG, "SRC") == ("frontend", f"{DS}/1/0123456789abcdef".replace("//", "/"))
     target = tm_args.disk_file(dst, CFG, "DST", tm_args.number(vmid, "VMID"))
     assert (target.host, target.ds_id, tm_args.disk_id(target), tm_args.number(dsid, "DSID")) == (
@@ -152,6 +153,9 @@ def test_the_transfer_lines_pass_the_tm_argument_parsers(tmp_path) -> None:  # t
     lines = [line.split() for line in transfer_epilog(WEB).splitlines()]
     assert lines == [["DELETE", "onemetal", f"one-1:{DS}/0/7/disk.0", "7", "1"],
                      ["DELETE", "onemetal", f"one-1:{DS}/0/7", "7", "0"]]
+    for words in lines:  # what tm delete checks
+        tm_args.expect(words[2:], ("DST", "VMID", "DSID"), "tm-delete")
+        assert tm_args.vm_file(words[2], CFG, "DST", tm_args.number(words[3], "VMID")).vm_id == 7
     assert tm_args.vm_file(lines[1][2], CFG, "DST", 7).path == "/var/lib/one/datastores/0/7"
 
 
