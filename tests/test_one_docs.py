@@ -228,3 +228,13 @@ def test_the_context_takes_the_nics_value_then_the_vnets_and_keeps_the_empty_one
     alone = context.parse(context_sh(OneVm(9, "alone", "one-0", (NIC,))))
     assert (alone["ETH0_MTU"], alone["ETH0_GATEWAY"]) == ("", "")  # no vnet to ask
     assert context.with_mtu(alone, 1450)["ETH0_MTU"] == "1450"  # what the host side writes
+
+
+def test_a_migrated_vm_shows_both_placements_to_the_api_and_the_current_one_to_drivers(
+        tmp_path) -> None:  # type: ignore[no-untyped-def]
+    moved = OneVm(7, "web-7", "one-2", (NIC,), hid=2, previous=("one-1", 1))
+    api = etree.parse(write_api_vm(str(tmp_path), moved)).getroot()
+    assert [(h.findtext("SEQ"), h.findtext("HOSTNAME"), h.findtext("ACTION"))
+            for h in api.iterfind("HISTORY_RECORDS/HISTORY")] == [("0", "one-1", "2"), ("1", "one-2", "0")]
+    assert (_vm(etree.tostring(api, encoding="unicode")).host, _vm(vm_xml(moved)).host_id) == ("one-2", 2)
+    assert len(etree.fromstring(vm_xml(moved).encode()).findall("HISTORY_RECORDS/HISTORY")) == 1

@@ -80,12 +80,13 @@ def in_pool(vm: "etree._Element", start: int, end: int, state: int) -> bool:
 
 
 def write_api_vm(data_dir: str, vm: "OneVm") -> str:
-    """The VM as one.vm.info answers it here: vm-<id>.xml in the cloud's directory (its path)."""
+    """The VM as one.vm.info answers it here (both last placements): vm-<id>.xml in the
+    cloud's directory; returns its path."""
     from onemetal.lab.one_vm import vm_xml
 
     path = os.path.join(data_dir, f"vm-{int(vm.vm_id)}.xml")
     with open(path, "w", encoding="utf-8") as f:
-        f.write(vm_xml(vm))
+        f.write(vm_xml(vm, n_history=2))
     return path
 
 

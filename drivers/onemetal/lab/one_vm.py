@@ -74,6 +74,7 @@ class OneVm:
     ssh_key: str = "ssh-ed25519 AAAAC3Nza lab"
     extra_context: tuple[tuple[str, str], ...] = ()  # more CONTEXT attributes, as written
     deploy_id: str = ""
+    previous: tuple[str, int] | None = None  # (HOSTNAME, HID) before a migration to `host`
 
     @property
     def system_dir(self) -> str:
@@ -168,14 +169,17 @@ def _disk(vm: OneVm, disk: OneDisk) -> dict[str, str]:
             "SOURCE": disk.source, "TARGET": disk.target, "TM_MAD": TM_MAD, "TYPE": "FILE"}
 
 
-def history(vm: OneVm) -> str:
-    """History::to_xml of the VM's only placement (SEQ 0, deployed by ACTION 0)."""
-    fields = [("OID", vm.vm_id), ("SEQ", 0), ("HOSTNAME", escape(vm.host)), ("HID", vm.hid),
-              ("CID", 0), ("STIME", STIME + 10), ("ETIME", 0), ("VM_MAD", cdata(VM_MAD)),
+LIVE_MIGRATE_ACTION = 2  # VMActions.h: what closed the previous record (the demo migrates live)
+
+
+def history(vm: OneVm, seq: int, host: str, hid: int, action: int = 0) -> str:
+    """History::to_xml of one placement (`action`: what ended it, 0 while it is current)."""
+    fields = [("OID", vm.vm_id), ("SEQ", seq), ("HOSTNAME", escape(host)), ("HID", hid),
+              ("CID", 0), ("STIME", STIME + 10 + seq), ("ETIME", 0), ("VM_MAD", cdata(VM_MAD)),
               ("TM_MAD", cdata(TM_MAD)), ("DS_ID", vm.system_ds_id), ("PLAN_ID", -1),
               ("ACTION_ID", -1), ("PSTIME", STIME + 10), ("PETIME", STIME + 11),
               ("RSTIME", STIME + 11), ("RETIME", 0), ("ESTIME", 0), ("EETIME", 0),
-              ("ACTION", 0), ("UID", vm.uid), ("GID", vm.gid), ("REQUEST_ID", -1)]
+              ("ACTION", action), ("UID", vm.uid), ("GID", vm.gid), ("REQUEST_ID", -1)]
     return "<HISTORY>" + "".join(f"<{k}>{v}</{k}>" for k, v in fields) + "</HISTORY>"
 
 
@@ -190,8 +194,19 @@ def _template_attrs(vm: OneVm) -> list[tuple[str, Value]]:
     return attrs
 
 
-def vm_xml(vm: OneVm) -> str:
-    """The VM as one.vm.info returns it and oned writes vm.xml on the host (RUNNING)."""
+def history_records(vm: OneVm, n_history: int = 1) -> str:
+    """The current placement (n_history 1: VirtualMachine::to_xml, what drivers get), after
+    the previous one if any (2: to_xml_extended, one.vm.info)."""
+    seq = 1 if vm.previous else 0
+    records = [history(vm, seq, vm.host, vm.hid)]
+    if vm.previous and n_history == 2:
+        records.insert(0, history(vm, 0, *vm.previous, action=LIVE_MIGRATE_ACTION))
+    return f"<HISTORY_RECORDS>{''.join(records)}</HISTORY_RECORDS>"
+
+
+def vm_xml(vm: OneVm, *, n_history: int = 1) -> str:
+    """The VM (RUNNING) as oned writes it for drivers (vm.xml on the host, action data) or,
+    with n_history=2, as one.vm.info returns it."""
     perms = "".join(f"<{who}_{what}>{int(who == 'OWNER' and what in 'UM')}</{who}_{what}>"
                     for who in ("OWNER", "GROUP", "OTHER") for what in "UMA")
     head = "".join(leaf(k, v) for k, v in (
@@ -206,7 +221,7 @@ def vm_xml(vm: OneVm) -> str:
                     [("NIC", nic_xml(n, vm_id=vm.vm_id)) for n in vm.nics])
     return (f"<VM>{head}<PERMISSIONS>{perms}</PERMISSIONS>{state}<MONITORING/>{body}"
             f"{template('USER_TEMPLATE', list(vm.user_template))}"
-            f"<HISTORY_RECORDS>{history(vm)}</HISTORY_RECORDS></VM>")
+            f"{history_records(vm, n_history)}</VM>")
 
 
 def vnm_payload(vm: OneVm) -> str:
