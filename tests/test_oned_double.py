@@ -244,3 +244,12 @@ def test_a_tcg_guest_deploys_and_cancels_through_the_stream(lab):
         assert "one-7-0" not in ports(lab, "one-1")
     finally:
         daemons.stop()
+
+
+def test_a_failing_tm_context_ends_the_deploy_before_the_network(lab):
+    xml = vnm_vm_xml(16, "one-0", [nic(16)])
+    result = VmmMad(lab).deploy(16, "one-0", vnm_payload=xml, vm_xml=xml, ds_xml=DS_XML,
+                                vm_dir=vm_dir(16), tm_command="CONTEXT onemetal", plug=lambda: None)
+    assert not result.ok
+    assert names(result) == ["tm context"]
+    assert "tm-context" in result.message and "ExitCode" not in result.message, result.message

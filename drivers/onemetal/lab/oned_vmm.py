@@ -14,7 +14,7 @@ from typing import Callable, Sequence
 
 from onemetal.lab.frontend_host import REMOTE_DIR, frontend
 from onemetal.lab.lab import Lab
-from onemetal.lab.oned import Step, StepResult
+from onemetal.lab.oned import Step, StepResult, error_message_7x
 from onemetal.lab.oned_stream import SshStream, oned_message
 from onemetal.lab.oned_tm import run_tm
 from onemetal.lab.samples import VN_MAD, b64
@@ -38,12 +38,13 @@ class MadStep:
     call: Callable[[], StepResult]
     fail: tuple["MadStep", ...] = ()
     no_fail: bool = False
+    local: bool = False                 # a LocalCommand on the frontend, not a stream's step
 
 
 @dataclass
 class _Run:
     steps: list[tuple[str, StepResult]] = field(default_factory=list)
-    failed: StepResult | None = None
+    message: str = ""
 
     def execute(self, steps: Sequence[MadStep]) -> bool:
         """execute_steps: a failure runs the step's fail actions, then stops unless no_fail."""
@@ -52,7 +53,9 @@ class _Run:
             self.steps.append((step.name, result))
             if result.code != 0:
                 self.execute(step.fail)
-                self.failed = result
+                # the stream's stderr ends with the rest of its marker; a local command's does not
+                self.message = (error_message_7x(result.stderr) if step.local
+                                else oned_message(result))
                 if not step.no_fail:
                     return False
         return True
@@ -60,9 +63,7 @@ class _Run:
     def result(self, ok: bool, info: str) -> ActionResult:
         if ok:
             return ActionResult(True, info, self.steps)
-        assert self.failed is not None
-        message = oned_message(self.failed)
-        return ActionResult(False, message or "-", self.steps, message)
+        return ActionResult(False, self.message or "-", self.steps, self.message)
 
 
 def hook(call: Hook, info: str = "") -> StepResult:
@@ -95,9 +96,18 @@ class VmmMad:
         """VirtualNetworkDriver.do_action: the VNM document in one-line base64 on stdin."""
         return s.run(Step(f"vnm/{self.vn_mad}/{action}", tuple(args), b64(payload)), self.timeout)
 
+    def tm(self, words: Sequence[str], stdin: str | None = None) -> Callable[[], StepResult]:
+        """A TM step of the MAD (do_transfer_action), on the frontend: `<ACTION> <tm_mad> ...`."""
+        def call() -> StepResult:
+            result = run_tm(self.lab, words[0], words[1:], stdin)
+            return StepResult(result.returncode, result.stdout, result.stderr)
+        return call
+
     def deploy(self, vm_id: int, host: str, *, vnm_payload: str, vm_xml: str, ds_xml: str,
                vm_dir: str, deployment: str | None = None, plug: Hook | None = None,
-               unplug: Hook | None = None, action_data: str = "") -> ActionResult:
+               unplug: Hook | None = None, action_data: str = "",
+               tm_command: str | None = None) -> ActionResult:
+        """`tm_command`: the action's TM_COMMAND (`CONTEXT <tm_mad> ...`), run first."""
         run = _Run()
         deploy_id = f"one-{vm_id}"
         with self.stream(host) as s:
@@ -119,7 +129,10 @@ class VmmMad:
                 return self.vmm(s, "cancel", [deploy_id, host], vm_id, host, action_data)
 
             clean = MadStep("vnm clean", vnm("clean", host))
+            context = ([MadStep("tm context", self.tm(tm_command.split()), local=True)]
+                       if tm_command else [])
             ok = run.execute([
+                *context,
                 MadStep("vnm pre", vnm("pre")),
                 MadStep("mkdir", lambda: s.run_command(["/bin/mkdir", "-p", vm_dir], stdin="")),
                 MadStep("vm.xml", lambda: s.run_command(["/bin/cat", "-"], stdin=vm_xml,
@@ -162,15 +175,12 @@ class VmmMad:
         """Live migration: the TM's pre/post/failmigrate on the frontend with the VM in base64,
         networking prepared on the destination, the VM moved by the source host."""
         run = _Run()
-        tm_args = [self.tm_mad, src, dst, system_dir, str(vm_id), str(ds_id)]
+        words = [self.tm_mad, src, dst, system_dir, str(vm_id), str(ds_id)]
 
         def tm(action: str) -> Callable[[], StepResult]:
-            def call() -> StepResult:
-                result = run_tm(self.lab, action, tm_args, b64(vm_xml))
-                return StepResult(result.returncode, result.stdout, result.stderr)
-            return call
+            return self.tm([action, *words], b64(vm_xml))
 
-        failmigrate = MadStep("tm failmigrate", tm("failmigrate"), no_fail=True)
+        failmigrate = MadStep("tm failmigrate", tm("failmigrate"), no_fail=True, local=True)
         with ExitStack() as stack:
             source = stack.enter_context(self.stream(src))
             target = stack.enter_context(self.stream(dst)) if dst != src else source
@@ -180,7 +190,7 @@ class VmmMad:
                     return hook(move)
                 return self.vmm(source, "migrate", [deploy_id, dst, src], vm_id, src, action_data)
 
-            steps = [MadStep("tm premigrate", tm("premigrate"), (failmigrate,))]
+            steps = [MadStep("tm premigrate", tm("premigrate"), (failmigrate,), local=True)]
             if dst != src:
                 steps.append(MadStep("vnm pre", lambda: self.vnm(target, "pre", [], vnm_payload)))
             steps.append(MadStep("move" if move else "vmm migrate", relocate, (failmigrate,)))
@@ -191,7 +201,7 @@ class VmmMad:
                     # the destination's post is given the SOURCE host, as the MAD passes :host
                     MadStep("vnm post", lambda: self.vnm(target, "post", [deploy_id, src],
                                                          vnm_payload), no_fail=True)]
-            steps.append(MadStep("tm postmigrate", tm("postmigrate"), no_fail=True))
+            steps.append(MadStep("tm postmigrate", tm("postmigrate"), no_fail=True, local=True))
             ok = run.execute(steps)
         return run.result(ok, "")
 
