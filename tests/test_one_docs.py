@@ -92,8 +92,6 @@ def test_the_vmm_action_data_reads_as_the_vmm_scripts_read_it() -> None:
     assert moving.findtext("LOCAL_DEPLOYMENT_FILE") == ""
 
 
-@pytest.mark.xfail(strict=True, reason="resources.Datastore reads DS_MAD as a name and refuses "
-                   "the '-' oned gives every system datastore (Datastore::parse_template)")
 def test_a_system_datastore_in_the_vmm_action_data_reads() -> None:
     text = vmm_action_data(WEB, "one-1")
     assert "<DS_MAD><![CDATA[-]]></DS_MAD>" in text

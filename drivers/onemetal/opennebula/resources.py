@@ -94,12 +94,19 @@ class Datastore:
         return cls(
             id=ds_id, name=values.text(req(elem, "NAME", field), f"{field}/NAME"),
             type=DATASTORE_TYPES.get(ds_type if ds_type is not None else 0, "IMAGE"),
-            ds_mad=conv(elem, "DS_MAD", field, values.name) or
-            (values.name(template["DS_MAD"], f"{field}/TEMPLATE/DS_MAD") if template.get("DS_MAD") else None),
-            tm_mad=conv(elem, "TM_MAD", field, values.name) or
-            (values.name(template["TM_MAD"], f"{field}/TEMPLATE/TM_MAD") if template.get("TM_MAD") else None),
+            ds_mad=_mad(elem, template, "DS_MAD", field),
+            tm_mad=_mad(elem, template, "TM_MAD", field),
             base_path=values.text(base, f"{field}/BASE_PATH") if base else None,
             template=template)
+
+
+def _mad(elem: "etree._Element", template: Mapping[str, str], key: str, field: str) -> str | None:
+    """A driver name of the datastore, or None; oned writes "-" as the DS_MAD of every system
+    datastore (Datastore::parse_template), which names no driver."""
+    for where, text in ((key, opt(elem, key)), (f"TEMPLATE/{key}", template.get(key))):
+        if text and text != "-":
+            return values.name(text, f"{field}/{where}")
+    return None
 
 
 @value
