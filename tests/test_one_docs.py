@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pyone.bindings
-import pytest
 from lxml import etree
 
 from onemetal.config import StorageConfig
