@@ -73,7 +73,7 @@ class SshStream:
         return self._exec(line, tail, deadline)
 
     def _exec(self, command: str, tail: str, deadline: float) -> StepResult:
-        if not self.alive:
+        if not self._alive:  # closed or killed; a session that died on its own is read below
             return StepResult(-1, "", "the SSH stream is closed")
         text = f"({command}); {EOF_CMD}"
         try:
@@ -117,7 +117,8 @@ class SshStream:
             # The session ended first: ssh could not connect, or the shell exited.
             self._alive = False
             rc = self._proc.wait(timeout=_CLOSE_WAIT)
-            return _result(rc or -1, out, err + f"\nError connecting to stream (exit {rc})".encode())
+            ended = f"\nError connecting to stream (exit {rc})".encode()
+            return _result(rc or -1, out, err + ended)
         return _result(int(marker.group(1) or -1), out[:out.index(_EOF_OUT)], err[:marker.start()])
 
     def kill(self) -> None:
