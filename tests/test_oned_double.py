@@ -15,6 +15,7 @@ from onemetal.lab.lab import HOST_CONF
 from onemetal.lab.oned_ds import ds_action
 from onemetal.lab.oned_tm import transfer
 from onemetal.lab.oned_vmm import ActionResult, VmmMad
+from onemetal.lab.registry import alive
 from onemetal.lab.samples import SampleNic, vnm_vm_xml
 from onemetal.lab.vm import LabVM
 
@@ -156,13 +157,18 @@ def test_a_transfer_stops_at_its_first_failing_line_and_replies_failure(lab):
     assert missing.reply == "TRANSFER FAILURE 22 Transfer Driver 'nosuch' not available"
 
 
-def test_a_ds_monitor_with_its_base64_payload_prints_used_mb(lab):
-    doc = ("<DS_DRIVER_ACTION_DATA><DATASTORE><ID>100</ID>"
-           "<BASE_PATH>/var/lib/one/datastores/100</BASE_PATH><TEMPLATE/></DATASTORE>"
+@pytest.mark.parametrize("kind, extra", [
+    ("image", ""), ("system", "<TYPE>1</TYPE><TM_MAD>onemetal</TM_MAD>")])
+def test_a_ds_monitor_with_its_base64_payload_prints_used_mb(lab, kind, extra):
+    ds_id = 100 if kind == "image" else 0
+    doc = (f"<DS_DRIVER_ACTION_DATA><DATASTORE><ID>{ds_id}</ID>{extra}"
+           f"<BASE_PATH>/var/lib/one/datastores/{ds_id}</BASE_PATH><TEMPLATE/></DATASTORE>"
            "</DS_DRIVER_ACTION_DATA>")
-    result = ds_action(lab, "monitor", 100, doc)
+    result = ds_action(lab, "monitor", ds_id, doc)
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("USED_MB="), result.stdout
+    assert result.argv[-2].endswith("/tm/onemetal/monitor" if kind == "system"
+                                    else "/datastore/onemetal/monitor")
 
 
 def test_a_failing_move_runs_failmigrate_and_stops(lab):
@@ -208,9 +214,7 @@ def test_a_step_past_its_deadline_kills_the_whole_ssh_session(lab):
         print(f"\nremote step with a 1 s deadline returned after {time.monotonic() - begin:.2f} s"
               f" ({len(session)} local processes in the session)")
         assert result.stderr.endswith("Timeout Error") and not stream.alive
-        left = [pid for pid in session if os.path.exists(f"/proc/{pid}")
-                and open(f"/proc/{pid}/stat", encoding="ascii").read().split()[2] != "Z"]
-        assert left == []
+        assert [pid for pid in session if alive(pid)] == []
     finally:
         stream.close()
 
