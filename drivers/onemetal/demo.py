@@ -1,93 +1,189 @@
-"""`onemetal demo`: the reference deployment on one machine, as far as the drivers built so far go.
+"""`onemetal demo`: the reference deployment on one machine, every driver called as oned calls it.
 
-Hosts one-0..one-N as namespaces with OVS, nftables and sshd; onemetal installed
-into a frontend prefix and synced to the hosts as `onehost sync` does; the VXLAN
-mesh built by `onemetal mesh sync`; VMs of two vnets deployed through the
-network driver's pre/post over SSH as oned runs them; then what an operator
-would check: same-vnet VMs reach each other across hosts, other vnets do not,
-the MTU is the underlay's minus 50, and the hosts' probe reports every peer up. Then
-the NAT gateway: `onenat` maps an Elastic IP to one VM; an "internet" client reaches
-it through the EIP's address, it leaves from that address, and other VMs from the SNAT one.
+The machines (demo_lab): a frontend with onemetal installed by its own CLI and
+the API stand-in where oned would be, hosts one-0..one-2 (one-0 also the NAT
+gateway, an "internet" client behind its ENI), an NFS server holding the
+datastores. Then what an operator does (demo_steps, demo_vms): the mesh, the
+vnet, an image imported by the DS driver, VMs deployed through the remotes by
+the oned double (lab.oned_vmm: namespace VMs, and one TCG guest whose disk the
+TM driver cloned on the share), two Elastic IPs mapped with onenat, a live
+migration of a VM with an EIP; and what an operator checks (demo_checks), in
+one report (demo_report). Everything is torn down at the end, on a failure and
+on Ctrl-C too, unless --keep.
 """
 
 from __future__ import annotations
 
+import json
 import os
+import sys
+import traceback
 import time
-from typing import Callable
+from dataclasses import replace
+from typing import Callable, TextIO
 
-from onemetal import install
-from onemetal.lab import Lab, drive, frontend, traffic
-from onemetal.lab.samples import SampleNic
+from onemetal import demo_checks as checks
+from onemetal import demo_faults, demo_lab, demo_steps
+from onemetal.demo_progress import Progress
+from onemetal.demo_report import Check, Report, doctor_check, failures, render_text, to_json
+from onemetal.demo_vms import GUEST, MIGRATE_TO, MIGRATE_VM, PLAN, DemoFailed, Fleet
+from onemetal.doctor_report import Check as DoctorCheck
+from onemetal.errors import OneMetalError
+from onemetal.lab import Lab, LabError
+from onemetal.lab.keep import entry_hints
+from onemetal.run import CommandError
+
+MESH_PROBE = "/var/tmp/one/im/kvm-probes.d/host/system/onemetal_mesh"
 
 
-def _nic(vm_id: int, vni: int) -> SampleNic:
-    return SampleNic(0, f"192.168.0.{vm_id}", f"02:00:c0:a8:00:{vm_id:02x}", vlan_id=vni, mtu=None)
+class _Run:
+    """One demo run: its lab, the report it fills, the phases it goes through."""
+
+    def __init__(self, lab: Lab, progress: Progress, inject: str | None) -> None:
+        self.lab, self.progress, self.inject = lab, progress, inject
+        self.report = Report(token=lab.token, elapsed=0.0)
+        self.demo: demo_lab.DemoLab | None = None
+        self.fleet: Fleet | None = None
+
+    def check(self, name: str, ok: bool, detail: str = "") -> None:
+        self.report.checks.append(Check(name, ok, detail))
+
+    def build(self) -> demo_lab.DemoLab:
+        lab = self.lab
+        with self.progress.phase("lab: frontend, 3 hosts, NFS server, internet client"):
+            lab.start()
+            client = demo_lab.add_internet(lab)
+            api = demo_lab.start_api(lab)
+        with self.progress.phase("onemetal install on the frontend, remotes synced to the hosts"):
+            demo_lab.install_frontend(lab)
+        with self.progress.phase("datastores on the NFS server, mounted everywhere",
+                                 total=len(lab.hosts) + 1) as p:
+            share = demo_lab.start_share(lab)
+            demo_lab.configure(lab, share)
+            demo = demo_lab.DemoLab(lab, api, client, share)
+            demo.onemetal("mount", "ensure", demo_lab.DATASTORES)
+            p.advance("frontend")
+            for name in demo.hosts:
+                demo.onemetal("mount", "ensure", demo_lab.DATASTORES, "--host", name)
+                p.advance(name)
+        with self.progress.phase("onemetal mesh sync (VXLAN full mesh from the host pool)"):
+            synced = demo.onemetal("mesh", "sync")
+            self.check("mesh sync", True, f"{synced.stdout.count('CHANGED=YES')} hosts changed")
+        self.demo = demo
+        return demo
+
+    def deploy(self, demo: demo_lab.DemoLab) -> Fleet:
+        with self.progress.phase("vnet private 192.168.0.0/24 (vnet_create, onenat vnet add)"):
+            mtu = demo_steps.create_vnet(demo)
+            self.check("vnet MTU from the underlay", mtu == self.lab.underlay_mtu - 50,
+                       f"vnet_create set MTU={mtu} (underlay {self.lab.underlay_mtu} - 50)")
+        with self.progress.phase("image imported by the DS driver onto the share"):
+            source = demo_steps.import_image(demo)
+            usage = demo_steps.monitor_datastore(demo, demo_lab.IMAGE_DS)
+            self.check("DS cp + monitor", source.startswith(f"{demo_lab.DATASTORES}/1/"),
+                       f"SOURCE {source}; {usage}")
+        fleet = Fleet(demo, source, mtu)
+        self.fleet = fleet
+        with self.progress.phase("libvirtd on every host (qemu under TCG)"):
+            fleet.start_libvirt()
+        with self.progress.phase(f"deploy {len(PLAN)} VMs through the remotes",
+                                 total=len(PLAN)) as p:
+            for vm in PLAN:
+                fleet.deploy(vm)
+                p.advance(f"{vm.name} on {vm.host}")
+        return fleet
+
+    def verify(self, fleet: Fleet, mapped: dict[int, str], after: str = "") -> None:
+        demo = fleet.demo
+        with self.progress.phase(f"checks{after}"):
+            if not after:
+                checks.listen_everywhere(fleet)
+                time.sleep(0.3)  # the listeners bind
+                self.report.matrix = checks.matrix(fleet)
+                self.report.nics = checks.nics(fleet)
+                self.report.egress = checks.egress(fleet, mapped)
+                self.report.mounts = checks.datastore_mounts(demo)
+                self.report.checks += checks.guest_checks(fleet)
+                for name in demo.hosts:
+                    probe = self.lab.ssh(name).run([MESH_PROBE], check=False).stdout
+                    self.check(f"mesh probe {name}", 'ONEMETAL_MESH_STATUS="ok"' in probe,
+                               " ".join(w for w in probe.split() if "STATUS" in w or "UP=" in w))
+            rows = checks.eips(fleet, mapped)
+            self.report.eips += [replace(r, vm=f"{r.vm} (migrated)") if after else r for r in rows]
+
+    def operate(self, fleet: Fleet) -> None:
+        demo = fleet.demo
+        with self.progress.phase("Elastic IPs: onenat pool create, onenat map x2"):
+            mapped = demo_steps.map_eips(demo, [vm.vm_id for vm in PLAN if vm.eip])
+        if self.inject:
+            self.progress.note(f"fault injected: {demo_faults.inject(demo, self.inject)}")
+        self.verify(fleet, mapped)
+        vm = fleet.vms[MIGRATE_VM].vm
+        with self.progress.phase(f"migrate {vm.name} (with an EIP) {vm.host} -> {MIGRATE_TO}"):
+            steps = demo_steps.migrate(fleet, MIGRATE_VM, MIGRATE_TO)
+            self.check(f"migrate {vm.name}", True, steps)
+        self.verify(fleet, {MIGRATE_VM: mapped[MIGRATE_VM]}, " after the migration")
+        with self.progress.phase("onemetal doctor"):
+            done = demo.onemetal("doctor", "-j", check=False)
+            found = [DoctorCheck(**c) for c in json.loads(done.stdout or "[]")]
+            self.report.checks.append(doctor_check("onemetal doctor", found))
+        guest = next(vm for vm in PLAN if vm.kind == GUEST)
+        with self.progress.phase(f"undeploy {guest.name}: vmm cancel, vnm clean, TM delete"):
+            self.check(*fleet.undeploy(guest.vm_id))
+
+    def run(self) -> None:
+        demo = self.build()
+        fleet = self.deploy(demo)
+        self.operate(fleet)
 
 
-def run_demo(hosts: int, underlay_mtu: int, say: Callable[[str], None]) -> int:
-    failures = 0
+def _last_line(exc: BaseException) -> str:
+    lines = str(exc).strip().splitlines()
+    return lines[-1][:300] if lines else type(exc).__name__
 
-    def step(ok: bool, text: str) -> None:
-        nonlocal failures
-        failures += not ok
-        say(f"{'ok    ' if ok else 'FAILED'} {text}")
 
-    with Lab(hosts=hosts, underlay_mtu=underlay_mtu) as lab:
-        say(f"lab up: {hosts} hosts in {lab.timings['start']:.2f} s "
-            f"({', '.join(f'{h.name}={h.address}' for h in lab.hosts)})")
-        prefix = os.path.join(lab.workdir, "frontend", "var", "lib", "one")
-        layout = install.Layout(prefix=prefix, etc=os.path.join(lab.workdir, "frontend", "etc"),
-                                systemd=os.path.join(lab.workdir, "frontend", "systemd"),
-                                source=install.source_root())
-        plan = install.install(layout, dry_run=False, apply_oned_conf=False, out=[])
-        lab.sync_remotes(os.path.join(prefix, "remotes"))
-        say(f"installed {len(plan)} files into the frontend, remotes synced to every host")
-
-        names = [h.name for h in lab.hosts]
-        synced = drive.mesh(lab, "sync", names, check=False)
-        step(synced.returncode == 0, f"onemetal mesh sync: {synced.stdout.count('CHANGED=YES')} "
-                                     f"hosts got {hosts - 1} tunnel ports each")
-        # vnet A (VNI 100) on every host, vnet B (VNI 200) on one-0 only; one subnet for both.
-        a = [drive.deploy(lab, name, 10 + i, [_nic(10 + i, 100)])[0] for i, name in enumerate(names)]
-        [b] = drive.deploy(lab, names[0], 20, [_nic(20, 200)])
-        say(f"deployed {len(a)} VMs on vnet VNI 100 (one per host) and 1 on VNI 200 "
-            "(pre, libvirt-style plug, post)")
-        step(all(a[0].ping(vm.ip, count=2) for vm in a[1:]),
-             f"{a[0].name} on {a[0].host} pings every VNI 100 VM on the other hosts")
-        step(not b.ping(a[1].ip, count=1, timeout=1), f"{b.name} (VNI 200) cannot reach "
-                                                      f"{a[1].name} (VNI 100), same subnet")
-        mtu = int(lab.host(names[0]).vsctl("get", "interface", a[0].port, "mtu"))
-        step(mtu == underlay_mtu - 50, f"VM port MTU {mtu} = underlay {underlay_mtu} - 50; a "
-                                       f"{mtu}-byte don't-fragment ping crosses: "
-                                       f"{a[0].ping(a[1].ip, size=mtu - 28, dont_fragment=True)}")
-        time.sleep(1)  # BFD sessions come up
-        probe = lab.ssh(names[0]).run(["/var/tmp/one/im/kvm-probes.d/host/system/onemetal_mesh"])
-        status = [line for line in probe.stdout.splitlines() if "STATUS" in line or "UP=" in line]
-        step('ONEMETAL_MESH_STATUS="ok"' in probe.stdout, f"{names[0]} probe: {' '.join(status)}")
-
-        # NAT: names[0] is the gateway (10.0.0.41 on its "ENI"), an internet client behind it.
-        client = lab.add_uplink(names[0], "ens5", "10.0.0.41/24", "10.0.0.100/24")
-        fe = frontend.start(lab, os.path.join(lab.workdir, "frontend-api"),
-                            nat_gateway=names[0], nat_interface="ens5")
-        for i, vm in enumerate(a):
-            vm.route_via("192.168.0.1")
-            fe.add_vm(10 + i, _nic(10 + i, 100), 0)
-        fe.onenat("vnet", "add", "0", "--subnet", "192.168.0.0/24", "--gateway", "192.168.0.1",
-                  "--snat", "10.0.0.41", "--vni", "100")
-        fe.onenat("pool", "create", "demo", "--addresses", "3.3.3.2=10.0.0.42")
-        mapped = fe.onenat("map", "11", check=False)
-        said = (mapped.stdout or mapped.stderr).strip().splitlines()
-        step(mapped.returncode == 0, f"onenat map 11: {said[0] if said else ''}")
-        traffic.listen(a[1], 5011, lab.workdir)
-        traffic.listen(client, 7000, lab.workdir)
-        time.sleep(0.3)  # the listeners start
-        step(traffic.tcp_transfer(client, "10.0.0.42", 5011),
-             f"internet client -> EIP address 10.0.0.42 reaches {a[1].name} on {a[1].host} (TCP)")
-        seen = traffic.seen_from(a[1], "10.0.0.100", 7000)
-        step(seen == "10.0.0.42", f"{a[1].name} reaches the internet from its EIP address ({seen})")
-        seen = traffic.seen_from(a[0], "10.0.0.100", 7000)
-        step(seen == "10.0.0.41", f"{a[0].name} (no EIP) leaves from the SNAT address ({seen})")
-    say(f"lab down in {lab.timings['teardown']:.2f} s; "
-        f"{'all steps ok' if not failures else f'{failures} steps FAILED'}")
-    return 1 if failures else 0
+def run_demo(underlay_mtu: int = 1500, *, out: TextIO | None = None, as_json: bool = False,
+             keep: bool = False, inject: str | None = None, tty: bool | None = None,
+             on_lab: Callable[[_Run], None] | None = None) -> int:
+    """The whole demo; 0 when every check passed. `on_lab` runs on the built lab before the
+    teardown (tests)."""
+    out = out or sys.stdout
+    if inject is not None and inject not in demo_faults.FAULTS:
+        raise OneMetalError(f"unknown fault {inject!r} (one of {', '.join(demo_faults.FAULTS)})",
+                            field="--inject")
+    started = time.monotonic()
+    progress_out = sys.stderr if as_json else out
+    progress = Progress(progress_out, progress_out.isatty() if tty is None else tty)
+    lab = Lab(hosts=3, underlay_mtu=underlay_mtu, frontend_host=True,
+              servers=(demo_lab.NFS_SERVER,))
+    run = _Run(lab, progress, inject)
+    interrupted = False
+    try:
+        run.run()
+        if on_lab is not None:
+            on_lab(run)
+    except KeyboardInterrupt:
+        interrupted = True
+        progress.note("interrupted: tearing the lab down")
+    except (DemoFailed, LabError, CommandError, OneMetalError, OSError) as exc:
+        run.check("the demo ran to its end", False, _last_line(exc))
+    except Exception as exc:  # a bug of ours: still torn down and reported, with its place
+        where = traceback.extract_tb(exc.__traceback__)[-1]
+        run.check("the demo ran to its end", False, f"{type(exc).__name__} at "
+                  f"{os.path.basename(where.filename)}:{where.lineno}: {_last_line(exc)}")
+    finally:
+        if keep and not interrupted and lab.record is not None:
+            lab.keep()
+            hints = entry_hints(lab, [run.demo.client] if run.demo else [])
+        else:
+            lab.stop()
+            hints = []
+    report = run.report
+    report.phases = progress.phases
+    report.elapsed = time.monotonic() - started
+    print(to_json(report) if as_json else render_text(report), file=out)
+    for line in hints:
+        print(line, file=progress_out)
+    if interrupted:
+        return 130
+    return 1 if failures(report) else 0

@@ -220,14 +220,33 @@ def doctor_storage(host: str | None, as_json: bool) -> None:
 
 
 @main.command()
-@click.option("--hosts", default=3, show_default=True, type=click.IntRange(2, 20))
-@click.option("--underlay-mtu", default=1500, show_default=True, type=click.IntRange(1280, 9216))
-def demo(hosts: int, underlay_mtu: int) -> None:
-    """Build the reference deployment on this machine (hosts as namespaces), show it work, tear it down."""
-    from onemetal.demo import run_demo
-
+@click.option("--underlay-mtu", default=1500, show_default=True, type=click.IntRange(1280, 9216),
+              help="The provider network's MTU (9001 on AWS inside a VPC).")
+@click.option("-j", "--json", "as_json", is_flag=True,
+              help="Print the report as JSON (progress goes to stderr).")
+@click.option("--keep", is_flag=True, help="Leave the lab up and print how to enter it.")
+@click.option("--inject", default=None, metavar="FAULT",
+              help="Break something mid-run: nat-flush, tunnel or unmount.")
+@click.option("--down", "down", is_flag=True,
+              help="Tear down labs left up by --keep (TOKEN: only that one) and exit.")
+@click.argument("token", required=False)
+def demo(underlay_mtu: int, as_json: bool, keep: bool, inject: str | None, down: bool,
+         token: str | None) -> None:
+    """Build the reference deployment on this machine (hosts as namespaces), show it work,
+    tear it down (docs/demo.md)."""
     try:
-        sys.exit(run_demo(hosts, underlay_mtu, click.echo))
+        if down or token:
+            from onemetal.lab.keep import teardown_kept
+
+            if not down:
+                raise OneMetalError("a TOKEN is only taken with --down", field="TOKEN")
+            removed = teardown_kept(token)
+            click.echo(f"removed {len(removed)} kept lab(s){': ' if removed else ''}"
+                       f"{', '.join(removed)}")
+            sys.exit(0)
+        from onemetal.demo import run_demo
+
+        sys.exit(run_demo(underlay_mtu, as_json=as_json, keep=keep, inject=inject))
     except OneMetalError as exc:
         _fail(exc)
 

@@ -1,0 +1,134 @@
+"""What the demo checks, as an operator would see it: each function returns report rows."""
+
+from __future__ import annotations
+
+import itertools
+from concurrent.futures import ThreadPoolExecutor
+import json
+import os
+
+from onemetal.demo_lab import (CLIENT_ADDRESS, DATASTORES, EIPS, SNAT_ADDRESS, VNI, DemoLab)
+from onemetal.demo_report import Check, EgressRow, EipRow, Matrix, MountRow, NicRow
+from onemetal.demo_vms import GUEST, Deployed, Fleet
+from onemetal.lab import traffic
+from onemetal.net.mtu import overlay_mtu
+from onemetal.storage import mounts
+
+ECHO_PORT = 5000        # a listener in every namespace VM, for the internet client
+INTERNET_PORT = 7000    # a listener on the internet client, for egress
+
+
+def _endpoints(fleet: Fleet) -> list[Deployed]:
+    return [d for d in fleet.vms.values() if d.endpoint is not None]
+
+
+def matrix(fleet: Fleet) -> Matrix:
+    """Every namespace VM pings every other: same vnet reaches, another vnet (VNI) must not."""
+    ends = _endpoints(fleet)
+    pairs = list(itertools.permutations(ends, 2))
+    expected = {(a.vm.name, b.vm.name): a.vm.vni == b.vm.vni for a, b in pairs}
+    # at once: a blocked pair costs its whole timeout
+    with ThreadPoolExecutor(max_workers=len(pairs) or 1) as pool:
+        answers = pool.map(lambda p: p[0].endpoint.ping(p[1].vm.ip, count=2, timeout=1.0), pairs)
+        reach = {(a.vm.name, b.vm.name): ok for (a, b), ok in zip(pairs, answers)}
+    return Matrix(vms=[d.vm.name for d in ends], reach=reach, expected=expected)
+
+
+def _port_mtu(demo: DemoLab, host: str, port: str) -> int:
+    return int(demo.lab.host(host).vsctl("get", "interface", port, "mtu"))
+
+
+def _guest_mtu(fleet: Fleet, deployed: Deployed) -> int:
+    """The MTU libvirt gave the guest's virtio NIC (the live domain's <mtu size=.../>)."""
+    from lxml import etree
+
+    live = etree.fromstring(fleet.daemons[deployed.vm.host].virsh("dumpxml", f"one-{deployed.vm.vm_id}").encode())
+    sizes = [e.get("size") for e in live.iterfind("devices/interface/mtu")]
+    return int(sizes[0]) if sizes and sizes[0] else 0
+
+
+def nics(fleet: Fleet) -> list[NicRow]:
+    demo = fleet.demo
+    want = overlay_mtu(demo.lab.underlay_mtu)
+    rows = []
+    for d in fleet.vms.values():
+        port_mtu = _port_mtu(demo, d.vm.host, d.vm.port)
+        if d.endpoint is None:
+            guest = _guest_mtu(fleet, d)
+        else:
+            guest = int(d.endpoint.run(["cat", "/sys/class/net/eth0/mtu"]).stdout)
+        rows.append(NicRow(vm=d.vm.name, host=d.vm.host, port=d.vm.port, port_mtu=port_mtu,
+                           guest_mtu=guest, expected_mtu=want))
+    return rows
+
+
+def listen_everywhere(fleet: Fleet) -> None:
+    for d in _endpoints(fleet):
+        traffic.listen(d.endpoint, ECHO_PORT, fleet.demo.lab.workdir)  # type: ignore[arg-type]
+    traffic.listen(fleet.demo.client, INTERNET_PORT, fleet.demo.lab.workdir)
+
+
+def eips(fleet: Fleet, mapped: dict[int, str]) -> list[EipRow]:
+    """`mapped`: VM id -> the private address of its EIP on the gateway's ENI."""
+    public = dict((private, eip) for eip, private in EIPS)
+    rows = []
+    for vm_id, private in sorted(mapped.items()):
+        d = fleet.vms[vm_id]
+        assert d.endpoint is not None
+        reached = traffic.tcp_transfer(fleet.demo.client, private, ECHO_PORT, size=1 << 16)
+        seen = traffic.seen_from(d.endpoint, CLIENT_ADDRESS, INTERNET_PORT) or "nothing"
+        rows.append(EipRow(vm=d.vm.name, eip=public.get(private, "?"), private_ip=private,
+                           reachable=reached, egress_seen=seen, egress_expected=private))
+    return rows
+
+
+def egress(fleet: Fleet, mapped: dict[int, str]) -> list[EgressRow]:
+    rows = []
+    for d in _endpoints(fleet):
+        if d.vm.vm_id in mapped or d.vm.vni != VNI:
+            continue
+        seen = traffic.seen_from(d.endpoint, CLIENT_ADDRESS, INTERNET_PORT) or "nothing"  # type: ignore[arg-type]
+        rows.append(EgressRow(vm=d.vm.name, seen=seen, expected=SNAT_ADDRESS))
+    return rows
+
+
+def datastore_mounts(demo: DemoLab) -> list[MountRow]:
+    """The datastores' mount on the frontend and each host, as its mountinfo says."""
+    rows = []
+    for host in [demo.lab.host("frontend"), *demo.lab.hosts]:
+        found = [m for m in mounts.read(f"/proc/{host.anchor_pid}/mountinfo")
+                 if m.mount_point == DATASTORES]
+        if not found:
+            rows.append(MountRow(host=host.name, mount_point=DATASTORES, fstype="-", source="-",
+                                 ok=False, detail="not mounted"))
+            continue
+        m = found[-1]
+        ok = m.fstype == "fuse.nfs4" and m.source == demo.share.source
+        rows.append(MountRow(host=host.name, mount_point=DATASTORES, fstype=m.fstype,
+                             source=m.source, ok=ok,
+                             detail="" if ok else f"want fuse.nfs4 from {demo.share.source}"))
+    return rows
+
+
+def on_share(demo: DemoLab, path: str) -> str:
+    """Where a datastore path lies on the NFS server's own disk."""
+    return os.path.join(demo.share.export_dir, os.path.relpath(path, DATASTORES))
+
+
+def guest_checks(fleet: Fleet) -> list[Check]:
+    """The TCG guest: running under libvirt, its disk an overlay of the image on the share."""
+    checks = []
+    for d in fleet.vms.values():
+        if d.vm.kind != GUEST:
+            continue
+        state = fleet.daemons[d.vm.host].virsh("domstate", f"one-{d.vm.vm_id}").strip()
+        checks.append(Check(f"guest {d.vm.name} running", state == "running",
+                            f"one-{d.vm.vm_id} on {d.vm.host}: {state}, deploy id {d.deploy_id}"))
+        disk = on_share(fleet.demo, f"{d.vm.vm_dir}/disk.0")
+        info = fleet.demo.share.host.run(["qemu-img", "info", "-U", "--output=json", disk],
+                                         check=False)
+        backing = json.loads(info.stdout).get("backing-filename", "") if info.returncode == 0 else ""
+        checks.append(Check(f"guest {d.vm.name} disk cloned on the share",
+                            os.path.normpath(backing) == os.path.normpath(fleet.image),
+                            f"disk.0 on the NFS server is a qcow2 overlay of {backing or 'nothing'}"))
+    return checks
