@@ -115,8 +115,12 @@ class SshStream:
                 marker = _EOF_ERR.search(err)
         if marker is None or not done_out:
             # The session ended first: ssh could not connect, or the shell exited.
+            try:
+                rc = self._proc.wait(timeout=_CLOSE_WAIT)
+            except subprocess.TimeoutExpired:  # its pipes closed, yet it goes on: end it
+                self.kill()
+                rc = self._proc.returncode
             self._alive = False
-            rc = self._proc.wait(timeout=_CLOSE_WAIT)
             ended = f"\nError connecting to stream (exit {rc})".encode()
             return _result(rc or -1, out, err + ended)
         return _result(int(marker.group(1) or -1), out[:out.index(_EOF_OUT)], err[:marker.start()])
