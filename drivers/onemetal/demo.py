@@ -145,8 +145,8 @@ def _last_line(exc: BaseException) -> str:
 def run_demo(underlay_mtu: int = 1500, *, out: TextIO | None = None, as_json: bool = False,
              keep: bool = False, inject: str | None = None, tty: bool | None = None,
              on_lab: Callable[[_Run], None] | None = None) -> int:
-    """The whole demo; 0 when every check passed. `on_lab` runs on the built lab before the
-    teardown (tests)."""
+    """The whole demo; 0 when every check passed. `on_lab` runs on the lab once the demo ran (or
+    failed), before the teardown; what it raises propagates (tests)."""
     out = out or sys.stdout
     if inject is not None and inject not in demo_faults.FAULTS:
         raise OneMetalError(f"unknown fault {inject!r} (one of {', '.join(demo_faults.FAULTS)})",
@@ -158,10 +158,16 @@ def run_demo(underlay_mtu: int = 1500, *, out: TextIO | None = None, as_json: bo
               servers=(demo_lab.NFS_SERVER,))
     run = _Run(lab, progress, inject)
     interrupted = False
+    hook_error: Exception | None = None
     try:
-        run.run()
-        if on_lab is not None:
-            on_lab(run)
+        try:
+            run.run()
+        finally:
+            if on_lab is not None and lab.record is not None:
+                try:
+                    on_lab(run)
+                except Exception as exc:  # re-raised after the teardown below
+                    hook_error = exc
     except KeyboardInterrupt:
         interrupted = True
         progress.note("interrupted: tearing the lab down")
@@ -178,6 +184,8 @@ def run_demo(underlay_mtu: int = 1500, *, out: TextIO | None = None, as_json: bo
         else:
             lab.stop()
             hints = []
+    if hook_error is not None:
+        raise hook_error
     report = run.report
     report.phases = progress.phases
     report.elapsed = time.monotonic() - started
