@@ -137,6 +137,17 @@ class _Run:
         self.operate(fleet)
 
 
+def _teardown(run: _Run) -> None:
+    """The lab down, as a phase of its own: every process ended, every namespace removed."""
+    try:
+        with run.progress.phase("teardown: every process and namespace of the lab"):
+            left = run.lab.stop()
+            if left:
+                raise DemoFailed(f"could not remove {', '.join(left)}")
+    except DemoFailed as exc:
+        run.check("teardown", False, str(exc))
+
+
 def _last_line(exc: BaseException) -> str:
     lines = str(exc).strip().splitlines()
     return lines[-1][:300] if lines else type(exc).__name__
@@ -182,7 +193,7 @@ def run_demo(underlay_mtu: int = 1500, *, out: TextIO | None = None, as_json: bo
             lab.keep()
             hints = entry_hints(lab, [run.demo.client] if run.demo else [])
         else:
-            lab.stop()
+            _teardown(run)
             hints = []
     if hook_error is not None:
         raise hook_error

@@ -228,12 +228,13 @@ class Lab:
             signal.signal(signal.SIGTERM, self._previous_sigterm)  # type: ignore[arg-type]
             self._previous_sigterm = None
 
-    def stop(self) -> None:
+    def stop(self) -> list[str]:
+        """Tear the lab down; returns what could not be removed (also said on stderr)."""
         if self.record is None:
-            return
+            return []
         if self.record.kept:
             self._restore_sigterm()
-            return
+            return []
         begin = time.monotonic()
         leftovers = teardown_record(self.record)
         self.record = None
@@ -243,6 +244,7 @@ class Lab:
         if leftovers:
             print(f"onemetal lab {self.token}: could not remove {', '.join(leftovers)}",
                   file=sys.stderr)
+        return leftovers
 
     def keep(self) -> None:
         """Leave the lab up when this process is done (`onemetal demo --keep`): stop() then
