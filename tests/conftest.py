@@ -13,7 +13,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "drivers"))
 
 from onemetal import install  # noqa: E402
 from onemetal.lab import Lab, drive  # noqa: E402
-from onemetal.lab.lab import sweep_stale  # noqa: E402
+from onemetal.lab.teardown import sweep_stale  # noqa: E402
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
 

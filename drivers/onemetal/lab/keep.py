@@ -13,7 +13,8 @@ import shlex
 from typing import Sequence
 
 from onemetal.lab.host import LabError
-from onemetal.lab.lab import Lab, teardown_record
+from onemetal.lab.lab import Lab
+from onemetal.lab.teardown import teardown_record
 from onemetal.lab.registry import kept_records
 from onemetal.lab.vm import LabVM
 from onemetal.run import Runner
