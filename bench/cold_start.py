@@ -103,6 +103,13 @@ def _vnet_payload() -> str:
                        "<VLAN_ID_AUTOMATIC>0</VLAN_ID_AUTOMATIC><TEMPLATE/></VNET>") + "\n"
 
 
+def _doctor_request() -> str:
+    """What `onemetal doctor` sends a host: the frontend's digests of the remotes, the peers."""
+    digest = "0" * 64
+    files = {f"vnm/{samples.VN_MAD}/{a}": digest for a in ("pre", "post", "clean")}
+    return json.dumps({"files": files, "peers": ["one-1", "one-2"]}) + "\n"
+
+
 def _storage(tree: str, tmp: str) -> dict[str, tuple[list[str], str]]:
     """The storage entries, run as oned runs them: ds-* and tm-* through their driver's links,
     the host side of a transfer (tm-host-*) through call, as the frontend's ssh runs it."""
@@ -131,7 +138,8 @@ def cases(tree: str = REPO, tmp: str = NO_TMP) -> dict[str, tuple[list[str], str
                 "update_sg": ["one-42"], "update_nic": ["one-42", "0"],
                 "vnet_create": ["5"], "vnet_delete": ["5"]}
     stdin = {"describe-vm": samples.b64(samples.big_vm_xml(50_000)) + "\n",
-             "mesh-peers": pool, "mesh-health": "", "nat-apply": _nat_state(), "probe": ""}
+             "mesh-peers": pool, "mesh-health": "", "nat-apply": _nat_state(), "probe": "",
+             "host-doctor": _doctor_request()}
     args = {"mesh-peers": ["one-1"], "nat-apply": ["--dry-run"]}
     out: dict[str, tuple[list[str], str | None]] = {}
     stored = _storage(tree, tmp)

@@ -104,11 +104,13 @@ def test_the_bench_covers_every_host_entry_and_the_probe():
     import cold_start
 
     assert set(cold_start.cases()) == {*hostcall.ENTRIES, "probe"}
+    assert [e for e, (_, stdin) in cold_start.cases().items() if stdin is None] == []
     assert lazylog.getLogger("x").name == "x"
 
 
 @pytest.mark.parametrize("entry", ["describe-vm", "vnm-pre", "nat-apply", "probe", "ds-cp", "ds-rm",
-                                   "tm-clone", "tm-host-context", "mount-ensure", "vmm-deploy"])
+                                   "tm-clone", "tm-host-context", "mount-ensure", "vmm-deploy",
+                                   "host-doctor"])
 def test_the_bench_runs_each_entry_to_its_stop(entry):
     proc = subprocess.run([sys.executable, os.path.join(REPO, "bench", "cold_start.py"), "--runs", "1",
                            "--only", entry], capture_output=True, text=True, timeout=120)
