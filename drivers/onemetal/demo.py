@@ -33,6 +33,7 @@ from onemetal.lab import Lab, LabError
 from onemetal.lab.keep import entry_hints
 from onemetal.run import CommandError
 
+PATH_MTU_PAIR = (10, 11)  # web on one-1 to db on one-2: through one tunnel
 MESH_PROBE = "/var/tmp/one/im/kvm-probes.d/host/system/onemetal_mesh"
 
 
@@ -104,6 +105,7 @@ class _Run:
                 self.report.egress = checks.egress(fleet, mapped)
                 self.report.mounts = checks.datastore_mounts(demo)
                 self.report.checks += checks.guest_checks(fleet)
+                self.report.checks.append(checks.path_mtu(fleet, *PATH_MTU_PAIR))
                 for name in demo.hosts:
                     probe = self.lab.ssh(name).run([MESH_PROBE], check=False).stdout
                     self.check(f"mesh probe {name}", 'ONEMETAL_MESH_STATUS="ok"' in probe,
@@ -127,9 +129,12 @@ class _Run:
             done = demo.onemetal("doctor", "-j", check=False)
             found = [DoctorCheck(**c) for c in json.loads(done.stdout or "[]")]
             self.report.checks.append(doctor_check("onemetal doctor", found))
-        guest = next(vm for vm in PLAN if vm.kind == GUEST)
-        with self.progress.phase(f"undeploy {guest.name}: vmm cancel, vnm clean, TM delete"):
-            self.check(*fleet.undeploy(guest.vm_id))
+        gone = [vm for vm in PLAN if vm.kind == GUEST or vm.vni != demo_lab.VNI]
+        with self.progress.phase(f"terminate {' and '.join(vm.name for vm in gone)}: "
+                                 "cancel / shutdown, vnm clean, TM delete", total=len(gone)) as p:
+            for vm in gone:
+                self.check(*fleet.undeploy(vm.vm_id))
+                p.advance(vm.name)
 
     def run(self) -> None:
         demo = self.build()

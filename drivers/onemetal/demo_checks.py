@@ -34,6 +34,17 @@ def matrix(fleet: Fleet) -> Matrix:
     return Matrix(vms=[d.vm.name for d in ends], reach=reach, expected=expected)
 
 
+def path_mtu(fleet: Fleet, src: int, dst: int) -> Check:
+    """A don't-fragment ping that fills the guest's MTU crosses the tunnel: no black hole."""
+    a, b = fleet.vms[src], fleet.vms[dst]
+    assert a.endpoint is not None
+    mtu = int(a.endpoint.run(["cat", "/sys/class/net/eth0/mtu"]).stdout)
+    ok = a.endpoint.ping(b.vm.ip, count=2, timeout=1.0, size=mtu - 28, dont_fragment=True)
+    return Check(f"path MTU {a.vm.name}->{b.vm.name}", ok,
+                 f"{mtu}-byte packets, don't fragment, {a.vm.host} -> {b.vm.host}: "
+                 f"{'crossed' if ok else 'lost'}")
+
+
 def _port_mtu(demo: DemoLab, host: str, port: str) -> int:
     return int(demo.lab.host(host).vsctl("get", "interface", port, "mtu"))
 

@@ -151,16 +151,22 @@ class Fleet:
 
 
     def undeploy(self, vm_id: int) -> tuple[str, bool, str]:
-        """cancel (vmm cancel, vnm clean) then the TM epilog, as oned's terminate --hard does;
-        the check that the port and the VM's directory on the share are gone."""
+        """The guest: cancel (vmm cancel, vnm clean), as oned's terminate --hard does; a namespace
+        VM: shutdown (the lab unplugs it, vnm clean), as terminate does. Then the TM epilog; and
+        the check that the VM's port and its directory on the share are gone."""
         d = self.vms[vm_id]
         docs = self._docs(d.vm)
-        result = self.mad.cancel(vm_id, d.vm.host, d.deploy_id,
-                                 vnm_payload=one_docs.vnm_payload(docs),
-                                 action_data=one_docs.vmm_action_data(docs, d.vm.host,
-                                                                      deploy_id=d.deploy_id))
+        data = one_docs.vmm_action_data(docs, d.vm.host, deploy_id=d.deploy_id)
+        if d.endpoint is None:
+            result = self.mad.cancel(vm_id, d.vm.host, d.deploy_id,
+                                     vnm_payload=one_docs.vnm_payload(docs), action_data=data)
+        else:
+            endpoint = d.endpoint
+            result = self.mad.shutdown(vm_id, d.vm.host, d.deploy_id,
+                                       vnm_payload=one_docs.vnm_payload(docs), action_data=data,
+                                       unplug=lambda: self.demo.lab.unplug_vm(endpoint))
         if not result.ok:
-            raise DemoFailed(f"cancel of VM {vm_id}: {result.message}")
+            raise DemoFailed(f"terminate of VM {vm_id}: {result.message}")
         done = oned_tm.transfer(self.demo.lab, vm_id, one_docs.transfer_epilog(docs))
         if not done.ok:
             raise DemoFailed(f"TM epilog of VM {vm_id}: {done.reply}")
@@ -168,7 +174,7 @@ class Fleet:
         left = os.path.exists(os.path.join(self.demo.share.export_dir, str(SYSTEM_DS),
                                            str(vm_id)))
         del self.vms[vm_id]
-        return (f"undeploy {d.vm.name}", d.vm.port not in ports and not left,
+        return (f"terminate {d.vm.name}", d.vm.port not in ports and not left,
                 f"{' -> '.join(n for n, _ in result.steps)}; port {d.vm.port} "
                 f"{'still there' if d.vm.port in ports else 'gone'}, VM directory on the share "
                 f"{'still there' if left else 'gone'}")

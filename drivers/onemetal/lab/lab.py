@@ -303,9 +303,14 @@ class Lab:
         libvirt removes it on the source) and a new one joins `host`'s, same MAC, address and
         namespace, so the VM's processes go on; the caller sets MTU and route again."""
         mac = vm.run(["cat", "/sys/class/net/eth0/address"]).stdout.strip()
-        self.host(vm.host).vsctl("--if-exists", "del-port", vm.port)
-        vm.run(["ip", "link", "del", "eth0"])
+        self.unplug_vm(vm)
         moved = LabVM.plug(self.host(host), vm.netns, vm.name, vm.port, bridge, vm.address,
                            mtu=self.underlay_mtu, mac=mac, vlan=None)
         self.vms = [moved if v.netns == vm.netns else v for v in self.vms]
         return moved
+
+    def unplug_vm(self, vm: LabVM) -> None:
+        """What the hypervisor does to a VM's tap when the VM stops: the port leaves the bridge
+        (libvirt's del-port) and the device is gone; the namespace stays."""
+        self.host(vm.host).vsctl("--if-exists", "del-port", vm.port)
+        vm.run(["ip", "link", "del", "eth0"])
