@@ -90,15 +90,15 @@ def migrate(fleet: Fleet, vm_id: int, host: str) -> str:
     postmigrate, as oned sequences them."""
     d = fleet.vms[vm_id]
     assert d.endpoint is not None
-    src, docs = d.vm.host, fleet._docs(d.vm)
-    target = moved(d.vm, host)
+    src, target = d.vm.host, moved(d.vm, host)
+    docs = fleet.docs(target, previous=d.vm)  # oned's view while it migrates: both records
     endpoint: list = []
 
     def move() -> None:
         endpoint.append(fleet.demo.lab.move_vm(d.endpoint, host, BRIDGE))  # type: ignore[arg-type]
 
     result = fleet.mad.migrate(
-        vm_id, src, host, d.deploy_id, vnm_payload=one_docs.vnm_payload(fleet._docs(target)),
+        vm_id, src, host, d.deploy_id, vnm_payload=one_docs.vnm_payload(docs),
         vm_xml=one_docs.vm_xml(docs), system_dir=f"{DATASTORES}/0/{vm_id}", ds_id=0,
         action_data=one_docs.vmm_action_data(docs, src, migr_host=host, deploy_id=d.deploy_id),
         move=move)

@@ -97,12 +97,13 @@ class Fleet:
             started = pool.map(lambda h: libvirt.start(h, lab.record), lab.hosts)  # type: ignore[arg-type]
             self.daemons = {d.host.name: d for d in started}
 
-    def _docs(self, vm: DemoVm) -> one_docs.OneVm:
-        return one_vm(vm, self.image, self.vnet_mtu)
+    def docs(self, vm: DemoVm, previous: DemoVm | None = None) -> one_docs.OneVm:
+        """The VM as oned describes it to the drivers (`previous`: during a migration)."""
+        return one_vm(vm, self.image, self.vnet_mtu, previous)
 
     def register(self, vm: DemoVm) -> None:
         """The VM in the API stand-in (what one.vm.info returns to onenat and the hooks)."""
-        one_docs.write_api_vm(self.demo.api.data, self._docs(vm))
+        one_docs.write_api_vm(self.demo.api.data, self.docs(vm))
 
     def _plug(self, vm: DemoVm) -> LabVM:
         lab = self.demo.lab
@@ -115,7 +116,7 @@ class Fleet:
         """What oned does before the guest's deploy: context.sh, then the TM prolog."""
         fe = self.demo.lab.frontend_host
         assert fe is not None
-        docs = self._docs(vm)
+        docs = self.docs(vm)
         context = f"{ONEADMIN_HOME}/vms/{vm.vm_id}/context.sh"
         fe.oneadmin.run(["mkdir", "-p", os.path.dirname(context)])
         fe.oneadmin.run(["tee", context], input=one_docs.context_sh(docs))
@@ -124,7 +125,7 @@ class Fleet:
             raise DemoFailed(f"TM prolog of VM {vm.vm_id}: {done.reply}")
 
     def deploy(self, vm: DemoVm) -> Deployed:
-        docs = self._docs(vm)
+        docs = self.docs(vm)
         self.register(vm)
         deployment = None
         if vm.kind == GUEST:
@@ -155,7 +156,7 @@ class Fleet:
         VM: shutdown (the lab unplugs it, vnm clean), as terminate does. Then the TM epilog; and
         the check that the VM's port and its directory on the share are gone."""
         d = self.vms[vm_id]
-        docs = self._docs(d.vm)
+        docs = self.docs(d.vm)
         data = one_docs.vmm_action_data(docs, d.vm.host, deploy_id=d.deploy_id)
         if d.endpoint is None:
             result = self.mad.cancel(vm_id, d.vm.host, d.deploy_id,
