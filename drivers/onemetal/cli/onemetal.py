@@ -236,11 +236,15 @@ def demo(underlay_mtu: int, as_json: bool, keep: bool, inject: str | None, down:
     tear it down (docs/demo.md)."""
     try:
         if down or token:
+            from onemetal.lab import LabError
             from onemetal.lab.keep import teardown_kept
 
             if not down:
-                raise OneMetalError("a TOKEN is only taken with --down", field="TOKEN")
-            removed = teardown_kept(token)
+                raise OneMetalError(f"{token!r}: a TOKEN is only taken with --down", field="TOKEN")
+            try:
+                removed = teardown_kept(token)
+            except LabError as exc:  # no such kept lab, or one not fully removed: one line
+                raise OneMetalError(str(exc), field="--down") from exc
             click.echo(f"removed {len(removed)} kept lab(s){': ' if removed else ''}"
                        f"{', '.join(removed)}")
             sys.exit(0)
