@@ -257,3 +257,14 @@ def test_a_failing_tm_context_ends_the_deploy_before_the_network(lab):
     assert not result.ok
     assert names(result) == ["tm context"]
     assert "tm-context" in result.message and "ExitCode" not in result.message, result.message
+
+
+def test_a_transfer_action_with_a_suffix_falls_back_at_its_last_dot(lab):
+    args = f"onemetal one-0 one-1 {vm_dir(23)} 23 0"
+    moved = transfer(lab, 23, f"PREMIGRATE.ssh {args}\n")
+    tm = f"{frontend_host.REMOTES}/tm/onemetal"
+    assert moved.ok, moved.reply
+    assert f"{tm}/premigrate" in moved.lines[0][1].argv, moved.lines[0][1].argv
+    refused = transfer(lab, 23, f"PREMIGRATE.x.y {args}\n")
+    assert refused.reply == (f"TRANSFER FAILURE 23 Driver path '{tm}/premigrate.x.y' nor "
+                             f"'{tm}/premigrate.x' exists")

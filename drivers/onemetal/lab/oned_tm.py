@@ -20,6 +20,7 @@ from onemetal.lab.oned import error_message_7x
 from onemetal.run import Result
 
 _SKIP = re.compile(r"^\s*(#|$)")
+# The MAD's LocalCommand has no timeout; here every wait is bounded.
 TIMEOUT = 120.0
 
 
@@ -59,10 +60,13 @@ def run_tm(lab: Lab, action: str, args: Sequence[str], stdin: str | None = None)
         return failed([action, *args], f"Transfer Driver '{tm_mad}' not available")
     path = f"{base}/{action.lower()}"
     if not os.path.exists(frontend(lab).path(path)):
-        # "clone.ssh" falls back to "clone", as the MAD does
-        short = f"{base}/{action.lower().split('.', 1)[0]}"
-        if "." not in action or not os.path.exists(frontend(lab).path(short)):
+        # "clone.ssh" (a TM_MAD_SYSTEM suffix) falls back to "clone": the MAD's greedy
+        # /(.*)\.(.*)/ cuts at the last dot
+        if "." not in action:
             return failed([path, *rest], f"Driver path '{path}' does not exists")
+        short = f"{base}/{action.lower().rsplit('.', 1)[0]}"
+        if not os.path.exists(frontend(lab).path(short)):
+            return failed([path, *rest], f"Driver path '{path}' nor '{short}' exists")
         path = short
     return run_local(lab, path, rest, stdin)
 
