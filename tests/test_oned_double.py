@@ -16,7 +16,7 @@ from onemetal.lab.oned_ds import ds_action
 from onemetal.lab.oned_tm import transfer
 from onemetal.lab.oned_vmm import ActionResult, VmmMad
 from onemetal.lab.registry import alive
-from onemetal.lab.samples import SampleNic, vnm_vm_xml
+from onemetal.lab.samples import VN_MAD, SampleNic, vnm_vm_xml
 from onemetal.lab.vm import LabVM
 
 HOSTS = ["one-0", "one-1"]
@@ -257,6 +257,16 @@ def test_a_failing_tm_context_ends_the_deploy_before_the_network(lab):
     assert not result.ok
     assert names(result) == ["tm context"]
     assert "tm-context" in result.message and "ExitCode" not in result.message, result.message
+
+
+def test_a_failing_vnm_step_names_its_driver_in_the_reply(lab):
+    """one_vnm.rb prefixes a network step's info with its VN_MAD; the deploy stops at pre."""
+    result = VmmMad(lab).deploy(17, "one-0", vnm_payload="<VM><ID>17</ID>", vm_xml="<VM/>",
+                                ds_xml=DS_XML, vm_dir=vm_dir(17), plug=lambda: None)
+    assert not result.ok
+    assert names(result) == ["vnm pre"]
+    assert result.message.startswith(f"{VN_MAD}: ") and len(result.message) > len(VN_MAD) + 2
+    print(f"\nthe reply's info: {result.message}")
 
 
 def test_a_transfer_action_with_a_suffix_falls_back_at_its_last_dot(lab):

@@ -29,7 +29,8 @@ class ActionResult:
     ok: bool
     info: str                           # the reply's info: the deploy id, or the failed step's
     steps: list[tuple[str, StepResult]]
-    message: str = ""                   # the VM's ERROR on OpenNebula 7.x when not ok
+    # the failed step's info on OpenNebula 7.x; oned's ERROR is "<ACTION>: " and this (log_error)
+    message: str = ""
 
 
 @dataclass(frozen=True)
@@ -39,6 +40,7 @@ class MadStep:
     fail: tuple["MadStep", ...] = ()
     no_fail: bool = False
     local: bool = False                 # a LocalCommand on the frontend, not a stream's step
+    driver: str = ""                    # a VNM step's VN_MAD: one_vnm.rb prefixes its info with it
 
 
 @dataclass
@@ -54,15 +56,17 @@ class _Run:
             if result.code != 0:
                 self.execute(step.fail)
                 # the stream's stderr ends with the rest of its marker; a local command's does not
-                self.message = (error_message_7x(result.stderr) if step.local
-                                else oned_message(result))
+                info = error_message_7x(result.stderr) if step.local else oned_message(result)
+                self.message = f"{step.driver}: {info}" if step.driver else info
                 if not step.no_fail:
                     return False
         return True
 
-    def result(self, ok: bool, info: str) -> ActionResult:
+    def result(self, ok: bool, main: str) -> ActionResult:
+        """On success the reply's info is the `main` step's stdout, trimmed (VmmAction.run)."""
         if ok:
-            return ActionResult(True, info, self.steps)
+            info = next(r.stdout.strip() for name, r in self.steps if name == main)
+            return ActionResult(True, info or "-", self.steps)
         return ActionResult(False, self.message or "-", self.steps, self.message)
 
 
@@ -96,6 +100,13 @@ class VmmMad:
         """VirtualNetworkDriver.do_action: the VNM document in one-line base64 on stdin."""
         return s.run(Step(f"vnm/{self.vn_mad}/{action}", tuple(args), b64(payload)), self.timeout)
 
+    def vnm_step(self, s: SshStream, payload: str, action: str,
+                 args: Callable[[], Sequence[str]] = tuple, *, fail: tuple[MadStep, ...] = (),
+                 no_fail: bool = False) -> MadStep:
+        """A VNM step; `args` is called when it runs (post's deploy id comes from deploy)."""
+        return MadStep(f"vnm {action}", lambda: self.vnm(s, action, args(), payload), fail,
+                       no_fail, driver=self.vn_mad)
+
     def tm(self, words: Sequence[str], stdin: str | None = None) -> Callable[[], StepResult]:
         """A TM step of the MAD (do_transfer_action), on the frontend: `<ACTION> <tm_mad> ...`."""
         def call() -> StepResult:
@@ -110,10 +121,8 @@ class VmmMad:
         """`tm_command`: the action's TM_COMMAND (`CONTEXT <tm_mad> ...`), run first."""
         run = _Run()
         deploy_id = f"one-{vm_id}"
+        main = "vmm deploy" if deployment is not None else "plug"
         with self.stream(host) as s:
-            def vnm(action: str, *args: str) -> Callable[[], StepResult]:
-                return lambda: self.vnm(s, action, args, vnm_payload)
-
             def boot() -> StepResult:
                 nonlocal deploy_id
                 if deployment is None:
@@ -128,23 +137,22 @@ class VmmMad:
                     return hook(unplug or (lambda: None))
                 return self.vmm(s, "cancel", [deploy_id, host], vm_id, host, action_data)
 
-            clean = MadStep("vnm clean", vnm("clean", host))
+            clean = self.vnm_step(s, vnm_payload, "clean", lambda: [host])
             context = ([MadStep("tm context", self.tm(tm_command.split()), local=True)]
                        if tm_command else [])
             ok = run.execute([
                 *context,
-                MadStep("vnm pre", vnm("pre")),
+                self.vnm_step(s, vnm_payload, "pre"),
                 MadStep("mkdir", lambda: s.run_command(["/bin/mkdir", "-p", vm_dir], stdin="")),
                 MadStep("vm.xml", lambda: s.run_command(["/bin/cat", "-"], stdin=vm_xml,
                                                         output=f"{vm_dir}/vm.xml")),
                 MadStep("ds.xml", lambda: s.run_command(["/bin/cat", "-"], stdin=ds_xml,
                                                         output=f"{vm_dir}/ds.xml")),
-                MadStep("vmm deploy" if deployment is not None else "plug", boot, (clean,)),
-                MadStep("vnm post", lambda: self.vnm(s, "post", [deploy_id, host], vnm_payload),
-                        (MadStep("vmm cancel" if deployment is not None else "unplug", cancel),
-                         clean)),
+                MadStep(main, boot, (clean,)),
+                self.vnm_step(s, vnm_payload, "post", lambda: [deploy_id, host], fail=(
+                    MadStep("vmm cancel" if deployment is not None else "unplug", cancel), clean)),
             ])
-        return run.result(ok, deploy_id)
+        return run.result(ok, main)
 
     def shutdown(self, vm_id: int, host: str, deploy_id: str, *, vnm_payload: str,
                  action_data: str, unplug: Hook | None = None) -> ActionResult:
@@ -157,6 +165,7 @@ class VmmMad:
     def _destroy(self, action: str, vm_id: int, host: str, deploy_id: str, vnm_payload: str,
                  action_data: str, unplug: Hook | None) -> ActionResult:
         run = _Run()
+        main = "unplug" if unplug else f"vmm {action}"
         with self.stream(host) as s:
             def stop() -> StepResult:
                 if unplug is not None:
@@ -164,10 +173,10 @@ class VmmMad:
                 return self.vmm(s, action, [deploy_id, host], vm_id, host, action_data)
 
             ok = run.execute([
-                MadStep("unplug" if unplug else f"vmm {action}", stop),
-                MadStep("vnm clean", lambda: self.vnm(s, "clean", [host], vnm_payload)),
+                MadStep(main, stop),
+                self.vnm_step(s, vnm_payload, "clean", lambda: [host]),
             ])
-        return run.result(ok, "")
+        return run.result(ok, main)
 
     def migrate(self, vm_id: int, src: str, dst: str, deploy_id: str, *, vnm_payload: str,
                 vm_xml: str, system_dir: str, ds_id: int, action_data: str,
@@ -192,18 +201,18 @@ class VmmMad:
 
             steps = [MadStep("tm premigrate", tm("premigrate"), (failmigrate,), local=True)]
             if dst != src:
-                steps.append(MadStep("vnm pre", lambda: self.vnm(target, "pre", [], vnm_payload)))
-            steps.append(MadStep("move" if move else "vmm migrate", relocate, (failmigrate,)))
+                steps.append(self.vnm_step(target, vnm_payload, "pre"))
+            main = "move" if move else "vmm migrate"
+            steps.append(MadStep(main, relocate, (failmigrate,)))
             if dst != src:
                 steps += [
-                    MadStep("vnm clean", lambda: self.vnm(source, "clean", [src], vnm_payload),
-                            no_fail=True),
+                    self.vnm_step(source, vnm_payload, "clean", lambda: [src], no_fail=True),
                     # the destination's post is given the SOURCE host, as the MAD passes :host
-                    MadStep("vnm post", lambda: self.vnm(target, "post", [deploy_id, src],
-                                                         vnm_payload), no_fail=True)]
+                    self.vnm_step(target, vnm_payload, "post", lambda: [deploy_id, src],
+                                  no_fail=True)]
             steps.append(MadStep("tm postmigrate", tm("postmigrate"), no_fail=True, local=True))
             ok = run.execute(steps)
-        return run.result(ok, "")
+        return run.result(ok, main)
 
 
 __all__ = ["ActionResult", "MadStep", "VmmMad"]
