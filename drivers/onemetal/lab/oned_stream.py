@@ -65,6 +65,7 @@ class SshStream:
         return self._checked(words[0], command, stdin, timeout)
 
     def _checked(self, base: str, command: str, stdin: str | None, timeout: float) -> StepResult:
+        # One deadline for the check and the step (the MAD times each wait): a step's bound.
         deadline = time.monotonic() + timeout
         found = self._exec(check_command(base), "", deadline)
         if found.code != 0:
@@ -114,7 +115,10 @@ class SshStream:
                 done_out = done_out or _EOF_OUT in out
                 marker = _EOF_ERR.search(err)
         if marker is None or not done_out:
-            # The session ended first: ssh could not connect, or the shell exited.
+            # The session ended first: ssh could not connect, or the shell exited. The MAD
+            # learns it from `; echo ExitSSHCode: $?` after ssh and answers ssh's code, so a
+            # shell that exits 0 mid-step passes there; here that is a failure (-1), and the
+            # text names the exit code, as this class does not know the host's name.
             try:
                 rc = self._proc.wait(timeout=_CLOSE_WAIT)
             except subprocess.TimeoutExpired:  # its pipes closed, yet it goes on: end it
