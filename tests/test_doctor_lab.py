@@ -15,7 +15,7 @@ import pytest
 
 from conftest import installed_lab
 from onemetal.doctor_report import Check
-from onemetal.lab import drive, frontend, libvirt, nfs
+from onemetal.lab import drive, frontend, libvirt, nfs, tools
 from onemetal.lab.host import ONEADMIN_ID
 from onemetal.lab.samples import SampleNic, host_pool_xml
 from onemetal.net.bridge import tunnel_name
@@ -155,13 +155,11 @@ def test_an_unmounted_datastore_is_named_and_mount_ensure_mounts_it(doctor):
 def test_a_missing_tool_on_one_host_is_named_with_its_package(doctor):
     doctor.healthy()
     host = doctor.lab.host("one-1")
-    empty = os.path.join(host.workdir, "empty-tool")
-    open(empty, "w").close()
-    host.run(["mount", "--bind", empty, "/usr/sbin/ethtool"])  # this host's own mount namespace
+    tools.hide(host, "ethtool")
     try:
         check = fault(doctor, "one-1: package ethtool", "apt-get install ethtool")
     finally:
-        host.run(["umount", "/usr/sbin/ethtool"])
+        tools.unhide(host, "ethtool")
     assert check.detail == "tool ethtool not found"
     doctor.healthy()
 
