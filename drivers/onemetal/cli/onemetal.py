@@ -226,7 +226,7 @@ def doctor_storage(host: str | None, as_json: bool) -> None:
               help="Print the report as JSON (progress goes to stderr).")
 @click.option("--keep", is_flag=True, help="Leave the lab up and print how to enter it.")
 @click.option("--inject", default=None, metavar="FAULT",
-              help="Break something mid-run: nat-flush, tunnel or unmount.")
+              help="Break something mid-run: nat-flush, tunnel, unmount, package or remotes.")
 @click.option("--down", "down", is_flag=True,
               help="Tear down labs left up by --keep (TOKEN: only that one) and exit.")
 @click.argument("token", required=False)
