@@ -8,12 +8,16 @@ import json
 import logging
 import os
 import signal
+import threading
 import time
 from dataclasses import asdict, dataclass, field
 
 log = logging.getLogger(__name__)
 
 REGISTRY_DIR = "/run/onemetal-lab"
+# Threads of one lab record at once (libvirtd started on every host in parallel): two saves
+# sharing the .tmp file would replace each other's and fail on the missing one.
+_SAVE_LOCK = threading.Lock()
 
 
 @dataclass
@@ -33,9 +37,10 @@ class Record:
     def save(self) -> None:
         os.makedirs(REGISTRY_DIR, exist_ok=True)
         tmp = self.path + ".tmp"
-        with open(tmp, "w", encoding="utf-8") as f:
-            json.dump(asdict(self), f)
-        os.replace(tmp, self.path)
+        with _SAVE_LOCK:
+            with open(tmp, "w", encoding="utf-8") as f:
+                json.dump(asdict(self), f)
+            os.replace(tmp, self.path)
 
     def add_pid(self, pid: int) -> None:
         self.pids.append(pid)
