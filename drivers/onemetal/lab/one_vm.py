@@ -229,7 +229,7 @@ def vnm_payload(vm: OneVm) -> str:
     return vnm_vm_xml(vm.vm_id, vm.host, vm.nics,
                       context=context_values(vm) if vm.context else {},
                       user_template=vm.user_template, hid=vm.hid, ds_id=vm.system_ds_id,
-                      deploy_id=vm.deploy_id)
+                      deploy_id=vm.deploy_id, vm_mad=VM_MAD)
 
 
 def context_sh(vm: OneVm) -> str:

@@ -45,20 +45,26 @@ def vnm_vm_xml(vm_id: int, host: str, nics: Sequence[SampleNic], *, extra_contex
                rules: str = "", aliases: Sequence[SampleNic] = (),
                context: Mapping[str, str] | None = None,
                user_template: Sequence[tuple[str, str]] = (("EIP", "yes"),),
-               hid: int = 0, ds_id: int = 0, deploy_id: str = "") -> str:
-    """The network drivers' VM document, with TEMPLATE and HISTORY_RECORDS repeated per XPath hit
-    (`context`: the CONTEXT section, by default NETWORK and a key)."""
+               hid: int = 0, ds_id: int = 0, deploy_id: str = "",
+               vm_mad: str = "onemetal") -> str:
+    """The network drivers' VM document as get_vnm_drivers builds it: a TEMPLATE or
+    HISTORY_RECORDS of its own per XPath hit, none for a missing element (`context`: the
+    CONTEXT section, by default NETWORK and a key; an empty one is no CONTEXT). Unlike oned,
+    all `rules` share one TEMPLATE, empty when there are none: the drivers read every
+    TEMPLATE alike, and tests put rules into big_vm_xml's empty one."""
     context = {**(context if context is not None else
                   {"NETWORK": "YES", "SSH_PUBLIC_KEY": "ssh-ed25519 AAAAC3Nza lab"}),
                **{f"VAR_{i}": "x" * 40 for i in range(extra_context)}}
     deploy = f"<DEPLOY_ID>{escape(deploy_id)}</DEPLOY_ID>" if deploy_id else "<DEPLOY_ID/>"
+    history = "".join(f"<HISTORY_RECORDS><HISTORY><{k}>{escape(str(v))}</{k}></HISTORY>"
+                      "</HISTORY_RECORDS>"
+                      for k, v in (("HOSTNAME", host), ("HID", hid), ("DS_ID", ds_id),
+                                   ("VM_MAD", vm_mad)))
     return (f"<VM><ID>{vm_id}</ID>{deploy}"
-            f"<TEMPLATE><CONTEXT>{_elems(context)}</CONTEXT></TEMPLATE>"
-            f"<USER_TEMPLATE>{_elems(dict(user_template))}</USER_TEMPLATE>"
-            f"<TEMPLATE>{rules}</TEMPLATE>"
-            f"<HISTORY_RECORDS><HISTORY><HOSTNAME>{escape(host)}</HOSTNAME></HISTORY></HISTORY_RECORDS>"
-            f"<HISTORY_RECORDS><HISTORY><HID>{hid}</HID></HISTORY></HISTORY_RECORDS>"
-            f"<HISTORY_RECORDS><HISTORY><DS_ID>{ds_id}</DS_ID></HISTORY></HISTORY_RECORDS>"
+            + (f"<TEMPLATE><CONTEXT>{_elems(context)}</CONTEXT></TEMPLATE>" if context else "")
+            + f"<USER_TEMPLATE>{_elems(dict(user_template))}</USER_TEMPLATE>"
+            + f"<TEMPLATE>{rules}</TEMPLATE>"
+            + history
             + "".join(f"<TEMPLATE>{nic_xml(n, vm_id=vm_id)}</TEMPLATE>" for n in nics)
             # an alias's parent goes in its `extra` as PARENT_ID, as oned writes it
             + "".join(f"<TEMPLATE>{nic_xml(a, 'NIC_ALIAS', vm_id)}</TEMPLATE>" for a in aliases)
