@@ -1,6 +1,7 @@
 """The demo's progress: one line per phase, a spinner on a TTY only, failures re-raised."""
 
 import io
+import signal
 import threading
 import time
 
@@ -44,7 +45,11 @@ def test_a_raising_phase_writes_failed_and_re_raises():
     with pytest.raises(KeyboardInterrupt):
         with progress.phase("checking"):
             raise KeyboardInterrupt()
-    assert out.getvalue().splitlines()[-1] == "FAILED checking: KeyboardInterrupt"
+    assert out.getvalue().splitlines()[-1] == "FAILED checking: interrupted (Ctrl-C)"
+    with pytest.raises(SystemExit):
+        with progress.phase("teardown"):
+            raise SystemExit(128 + signal.SIGTERM)   # what the lab's SIGTERM handler raises
+    assert out.getvalue().splitlines()[-1] == "FAILED teardown: stopped by SIGTERM"
 
 
 def _wait_for(out: io.StringIO, text: str) -> bool:

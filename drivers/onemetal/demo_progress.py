@@ -11,6 +11,7 @@ Only a TTY gets the spinner: a log or a pipe sees the final lines alone, in orde
 from __future__ import annotations
 
 import shutil
+import signal
 import threading
 import time
 from contextlib import contextmanager
@@ -22,6 +23,16 @@ FRAMES = "|/-\\"
 REFRESH = 0.1   # seconds between redraws: at most 10 a second
 CLEAR = "\r\x1b[K"   # back to the line's start, erase to its end
 _JOIN_TIMEOUT = 2.0
+
+
+def _reason(exc: BaseException) -> str:
+    """Why a phase ended, in a person's words: a signal by its name, not "143" or a class."""
+    if isinstance(exc, KeyboardInterrupt):
+        return "interrupted (Ctrl-C)"
+    code = exc.code if isinstance(exc, SystemExit) else None
+    if isinstance(code, int) and 128 < code < 128 + signal.NSIG:
+        return f"stopped by {signal.Signals(code - 128).name}"   # the lab's SIGTERM handler
+    return str(exc) or type(exc).__name__
 
 
 class PhaseRun:
@@ -102,7 +113,7 @@ class Progress:
         try:
             yield run
         except BaseException as exc:   # Ctrl-C too: the phase is reported, then unwinds
-            self._end(run, stop, spinner, str(exc) or type(exc).__name__)
+            self._end(run, stop, spinner, _reason(exc))
             raise
         self._end(run, stop, spinner, None)
 
