@@ -109,5 +109,11 @@ def test_doctor_checks_become_one_line_failing_on_fail_only():
     checks = [DoctorCheck("mesh one-1", OK, ""), DoctorCheck("mtu", WARN, ""),
               DoctorCheck("mount one-2", FAIL, "")]
     assert doctor_check("doctor", checks) == Check("doctor", False,
-                                                   "3 checks, 1 WARN, 1 FAIL: mount one-2")
+                                                   "3 checks, 1 WARN (mtu), 1 FAIL: mount one-2")
     assert doctor_check("doctor", checks[:2]).ok
+    warns = [DoctorCheck(f"w{i}", WARN, "") for i in range(5)]
+    assert doctor_check("doctor", warns).detail == "5 checks, 5 WARN (w0, w1, w2, +2 more), 0 FAIL"
+
+
+def test_a_doctor_that_reported_nothing_fails():
+    assert doctor_check("doctor", []) == Check("doctor", False, "doctor reported no checks")

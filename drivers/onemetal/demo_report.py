@@ -165,12 +165,21 @@ def failures(report: Report) -> list[str]:
     return [c.name for c in report.all_checks() if not c.ok]
 
 
+WARNS_NAMED = 3   # the first few WARNs by name: enough to know where to look, one line still
+
+
 def doctor_check(name: str, checks: Sequence[DoctorCheck]) -> Check:
-    """`onemetal doctor`'s checks as one report line: fails on any FAIL, counts WARNs."""
+    """`onemetal doctor`'s checks as one report line: fails on any FAIL, and on no checks at
+    all (a doctor that crashed before printing any must not pass); names the WARNs."""
+    if not checks:
+        return Check(name, False, "doctor reported no checks")
     bad = [c.name for c in checks if c.status == FAIL]
-    warned = sum(c.status == WARN for c in checks)
-    detail = f"{len(checks)} checks, {warned} WARN, {len(bad)} FAIL"
-    return Check(name, not bad, detail + (f": {', '.join(bad)}" if bad else ""))
+    warned = [c.name for c in checks if c.status == WARN]
+    named = ", ".join(warned[:WARNS_NAMED]) + (f", +{len(warned) - WARNS_NAMED} more"
+                                               if len(warned) > WARNS_NAMED else "")
+    detail = f"{len(checks)} checks, {len(warned)} WARN" + (f" ({named})" if warned else "")
+    detail += f", {len(bad)} FAIL" + (f": {', '.join(bad)}" if bad else "")
+    return Check(name, not bad, detail)
 
 
 def summary(report: Report) -> str:
