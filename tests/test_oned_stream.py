@@ -104,3 +104,11 @@ def test_a_session_that_cannot_start_its_shell_fails_the_step(remotes) -> None:
         result = stream.run(Step("vmm/t/exit_with", ("0",)), timeout=5.0)
     assert result.code == 255
     assert "No route" in result.stderr
+
+
+def test_a_script_path_the_mads_double_quotes_cannot_hold_is_refused(stream, tmp_path) -> None:
+    marker = tmp_path / "ran"
+    with pytest.raises(ValueError, match="double quotes"):
+        stream.run(Step(f"vmm/t/$(touch {marker})"))
+    assert not marker.exists()
+    assert stream.run(Step("vmm/t/exit_with", ("0",))).code == 0

@@ -39,8 +39,14 @@ class StepResult:
 EOF_CMD = 'echo "ExitCode: $? EOF_ERR" 1>&2; echo "EOF_OUT"'
 
 
+_UNSAFE_IN_QUOTES = re.compile(r'[$`"\\\n]')
+
+
 def check_command(script: str) -> str:
-    """What SshStreamCommand runs before a step: exit 42 (MAGIC_RC) when the script is missing."""
+    """What SshStreamCommand runs before a step: exit 42 (MAGIC_RC) when the script is missing.
+    The MAD puts the path in double quotes unescaped; a path they would not hold is refused."""
+    if _UNSAFE_IN_QUOTES.search(script):
+        raise ValueError(f"{script!r}: the MAD's double quotes would not hold this path")
     return f'if [ ! -x "{script}" ]; then exit {MAGIC_RC} 1>&2; fi'
 
 
