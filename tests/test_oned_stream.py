@@ -112,3 +112,16 @@ def test_a_script_path_the_mads_double_quotes_cannot_hold_is_refused(stream, tmp
         stream.run(Step(f"vmm/t/$(touch {marker})"))
     assert not marker.exists()
     assert stream.run(Step("vmm/t/exit_with", ("0",))).code == 0
+
+
+def test_a_session_that_stops_reading_its_stdin_times_out_while_written_to(remotes) -> None:
+    stream = SshStream(["sleep", "30"], remote_dir=remotes)
+    try:
+        begin = time.monotonic()
+        result = stream.run(Step("vmm/t/echo_stdin", (), "x" * 1_000_000), timeout=1.0)
+        took = time.monotonic() - begin
+        print(f"\n1 MB to a session that reads nothing, 1 s deadline: returned after {took:.2f} s")
+        assert result.stderr.endswith("Timeout Error") and took < 10
+        assert not stream.alive and not alive(stream._proc.pid)
+    finally:
+        stream.close()

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 import re
+import select
 import selectors
 import shlex
 import signal
@@ -41,6 +42,8 @@ class SshStream:
         # Its own process group, as the MAD's popen3(:pgroup => true): a timeout kills it all.
         self._proc = subprocess.Popen(self.argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                       stderr=subprocess.PIPE, start_new_session=True)
+        assert self._proc.stdin is not None
+        os.set_blocking(self._proc.stdin.fileno(), False)  # _write's waits have a deadline
         self._alive = True
 
     def __enter__(self) -> "SshStream":
@@ -79,16 +82,28 @@ class SshStream:
         text = f"({command}); {EOF_CMD}"
         try:
             for start in range(0, len(text), _SLICE):
-                self._write(text[start:start + _SLICE])
-            self._write("\n" + tail)
+                self._write(text[start:start + _SLICE], deadline)
+            self._write("\n" + tail, deadline)
+        except TimeoutError:  # the session stopped reading: as a step past its deadline
+            self.kill()
+            return StepResult(-1, "", "\nTimeout Error")
         except (BrokenPipeError, OSError):
             pass  # the session ended: reading reports how
         return self._wait(deadline)
 
-    def _write(self, data: str) -> None:
+    def _write(self, data: str, deadline: float) -> None:
+        """All of `data`, or TimeoutError: a session that stops reading must not block us."""
         assert self._proc.stdin is not None
-        self._proc.stdin.write(data.encode())
-        self._proc.stdin.flush()
+        fd = self._proc.stdin.fileno()
+        left = memoryview(data.encode())
+        while left:
+            wait = deadline - time.monotonic()
+            if wait <= 0 or not select.select([], [fd], [], wait)[1]:
+                raise TimeoutError
+            try:
+                left = left[os.write(fd, left):]
+            except BlockingIOError:
+                continue
 
     def _wait(self, deadline: float) -> StepResult:
         """Read both pipes until both markers, the session's end, or the deadline."""
@@ -149,10 +164,10 @@ class SshStream:
         """`\\nexit` as the MAD's close; kill the session if it does not end in time."""
         if self._proc.poll() is None and self._alive:
             try:
-                self._write("\nexit\n")
+                self._write("\nexit\n", time.monotonic() + _CLOSE_WAIT)
                 assert self._proc.stdin is not None
                 self._proc.stdin.close()
-            except (BrokenPipeError, OSError):
+            except (BrokenPipeError, OSError):  # TimeoutError too: the wait below ends it
                 pass
             try:
                 self._proc.wait(timeout=_CLOSE_WAIT)
