@@ -24,12 +24,6 @@ ALLOWED_WARN = {
     "ds 0 bare mount point": "immutable state unknown on the share",
     "ds 1 bare mount point": "immutable state unknown on the share",
 }
-# Faults doctor does not detect yet: detection is then not asserted, but reported; once doctor
-# detects one, the test fails until it is taken out of here.
-KNOWN_GAPS = {
-    "unmount": "the bare datastores directory of a whole-share host is empty once the share is "
-               "gone: the storage section then finds no datastore and only WARNs",
-}
 SETTLE = 30.0  # seconds BFD may take to see a tunnel's change on both of its ends
 
 
@@ -79,15 +73,9 @@ def exercise(demo: DemoLab, name: str, failures: list[str]) -> str:
     """One fault: injected, detected, remedied, all OK again; returns its figures."""
     fault = demo_faults.FAULTS[name]
     said = fault.inject(demo)
-    # a known gap is not waited for: one report says it
-    code, checks, took = until(demo, lambda c, found: name in KNOWN_GAPS
-                               or set(fault.doctor_checks) <= failed(found))
-    problems, named = detected(name, code, checks), sorted(failed(checks)) or "none"
-    if name in KNOWN_GAPS:
-        named = f"none, exit {code}, only {'; '.join(unexpected(code, checks))}"
-        if not problems:
-            failures.append(f"{name}: doctor detects it now: take it out of KNOWN_GAPS")
-    failures += [f"{name}: {p}" for p in problems if name not in KNOWN_GAPS]
+    code, checks, took = until(demo, lambda c, found: set(fault.doctor_checks) <= failed(found))
+    named = sorted(failed(checks)) or "none"
+    failures += [f"{name}: {p}" for p in detected(name, code, checks)]
     started = time.monotonic()
     ran = fault.remedy(demo)
     code, checks, _ = until(demo, lambda c, found: not unexpected(c, found))
@@ -115,5 +103,3 @@ def test_doctor_names_each_injected_fault_and_its_remedy_then_all_ok() -> None:
     print("\n" + "\n".join(figures))
     assert code == 0, out.getvalue()
     assert not failures, "\n".join(failures)
-    if KNOWN_GAPS:
-        pytest.xfail("doctor misses: " + "; ".join(f"{n} ({w})" for n, w in KNOWN_GAPS.items()))

@@ -183,3 +183,17 @@ def test_the_docstring_examples_hold():
 
     for module in (doctor_report, reach):
         assert doctest.testmod(module).failed == 0, module.__name__
+
+
+def test_an_empty_datastores_directory_fails_where_the_share_should_be_and_warns_on_it(tmp_path):
+    """A host that lost the mount of the whole datastores directory sees only the empty directory
+    under it: that is a FAIL naming the remedy; an empty share is only a WARN."""
+    cfg = StorageConfig(datastores_dir=str(tmp_path), profile="efs", source=EFS)
+    [lost] = doctor.run(cfg, parse(ROOT))
+    assert (lost.name, lost.status) == ("datastores", "FAIL")
+    assert f"onemetal mount ensure {tmp_path}" in lost.remedy and "efs" in lost.detail
+    share = RECORDED["efs"].replace(f" {DIR} ", f" {tmp_path} ")
+    [empty] = doctor.run(cfg, parse(f"{ROOT}\n{share}"))
+    assert (empty.name, empty.status) == ("datastores", "WARN")
+    [local] = doctor.run(StorageConfig(datastores_dir=str(tmp_path), profile="none"), parse(ROOT))
+    assert local.status == "WARN"

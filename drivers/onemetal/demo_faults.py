@@ -96,7 +96,7 @@ FAULTS: dict[str, Fault] = {
                     (f"{TUNNEL_HOST}: tunnel to {TUNNEL_PEER}",
                      f"{TUNNEL_PEER}: tunnel to {TUNNEL_HOST}"), "onemetal mesh sync"),
     "unmount": Fault("a host's datastore mount lost", _unmount, _mount_ensure,
-                     (f"{UNMOUNT_HOST}: ds 0 mount", f"{UNMOUNT_HOST}: ds 1 mount"),
+                     (f"{UNMOUNT_HOST}: datastores",),
                      "onemetal mount ensure"),
     "package": Fault("a host missing a package", _hide_tool, _install_package,
                      (f"{PACKAGE_HOST}: package {PACKAGE}",), f"apt-get install {PACKAGE}"),

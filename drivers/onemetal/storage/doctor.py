@@ -148,12 +148,27 @@ def datastore(ds: int, cfg: StorageConfig, mounts: list[Mount]) -> list[Check]:
     return checks
 
 
+def _none_found(cfg: StorageConfig, table: list[Mount]) -> Check:
+    """No datastore directory at all: a share that holds none yet, or (FAIL) a share that should
+    hold them all and is not mounted there, as when a host lost the mount of the whole
+    datastores directory: the empty directory under it is all that is left."""
+    root = os.path.normpath(cfg.datastores_dir)
+    policy = datastores.policy_for(None, cfg)
+    mount = covering(table, root)
+    if policy.needs_mount and (mount is None or problems(mount, root, policy)):
+        where = f"{mount.mount_point} ({mount.fstype})" if mount else "no mount"
+        return Check("datastores", FAIL, f"no datastore under {root}, which is on {where}, not "
+                     f"a share of profile {policy.name}",
+                     f"mount the share: `onemetal mount ensure {root}`")
+    return Check("datastores", WARN, f"no datastore under {root}")
+
+
 def run(cfg: StorageConfig, mounts: list[Mount] | None = None) -> list[Check]:
     """Every storage check of this machine, datastore by datastore."""
     table = mountinfo.read() if mounts is None else mounts
     ids, checks = _ids(cfg)
     if not ids:
-        checks.append(Check("datastores", WARN, f"no datastore under {cfg.datastores_dir}"))
+        checks.append(_none_found(cfg, table))
     for ds in ids:
         checks += datastore(ds, cfg, table)
     return checks
