@@ -157,18 +157,32 @@ def test_a_transfer_stops_at_its_first_failing_line_and_replies_failure(lab):
     assert missing.reply == "TRANSFER FAILURE 22 Transfer Driver 'nosuch' not available"
 
 
+def ds_doc(ds_id: int, extra: str) -> str:
+    return (f"<DS_DRIVER_ACTION_DATA><DATASTORE><ID>{ds_id}</ID>{extra}"
+            f"<BASE_PATH>/var/lib/one/datastores/{ds_id}</BASE_PATH><TEMPLATE/></DATASTORE>"
+            "</DS_DRIVER_ACTION_DATA>")
+
+
 @pytest.mark.parametrize("kind, extra", [
-    ("image", ""), ("system", "<TYPE>1</TYPE><TM_MAD>onemetal</TM_MAD>")])
+    ("image", "<DS_MAD>onemetal</DS_MAD>"),
+    ("system", "<DS_MAD>-</DS_MAD><TYPE>1</TYPE><TM_MAD>onemetal</TM_MAD>")])
 def test_a_ds_monitor_with_its_base64_payload_prints_used_mb(lab, kind, extra):
     ds_id = 100 if kind == "image" else 0
-    doc = (f"<DS_DRIVER_ACTION_DATA><DATASTORE><ID>{ds_id}</ID>{extra}"
-           f"<BASE_PATH>/var/lib/one/datastores/{ds_id}</BASE_PATH><TEMPLATE/></DATASTORE>"
-           "</DS_DRIVER_ACTION_DATA>")
-    result = ds_action(lab, "monitor", ds_id, doc)
+    result = ds_action(lab, "monitor", ds_id, ds_doc(ds_id, extra))
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("USED_MB="), result.stdout
     assert result.argv[-2].endswith("/tm/onemetal/monitor" if kind == "system"
                                     else "/datastore/onemetal/monitor")
+
+
+@pytest.mark.parametrize("extra, message", [
+    ("", "Datastore driver '' not available"),
+    ("<DS_MAD>nosuch</DS_MAD>", "Datastore driver 'nosuch' not available"),
+    ("<DS_MAD>-</DS_MAD><TYPE>1</TYPE><TM_MAD>nosuch</TM_MAD>",
+     "System datastore driver 'nosuch' not available")])
+def test_a_ds_action_for_a_driver_the_mad_lacks_is_refused_unrun(lab, extra, message):
+    result = ds_action(lab, "monitor", 100, ds_doc(100, extra))
+    assert (result.returncode, result.stderr) == (-1, message + "\n")
 
 
 def test_a_failing_move_runs_failmigrate_and_stops(lab):
