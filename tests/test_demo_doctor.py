@@ -9,7 +9,6 @@ import json
 import time
 from typing import Callable
 
-import pytest
 
 from onemetal import demo_faults
 from onemetal.demo import run_demo
