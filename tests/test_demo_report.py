@@ -117,3 +117,13 @@ def test_doctor_checks_become_one_line_failing_on_fail_only():
 
 def test_a_doctor_that_reported_nothing_fails():
     assert doctor_check("doctor", []) == Check("doctor", False, "doctor reported no checks")
+
+
+def test_a_report_with_a_fault_injected_says_so_under_its_title_and_in_its_json():
+    report = _report(faulty=True)
+    assert render_text(report).splitlines()[0] == "onemetal demo, lab abc123"
+    assert json.loads(to_json(report))["fault"] is None
+    report.fault = "the NAT gateway's table flushed"
+    assert render_text(report).splitlines()[:2] == ["onemetal demo, lab abc123",
+                                                    "fault injected: the NAT gateway's table flushed"]
+    assert json.loads(to_json(report))["fault"] == "the NAT gateway's table flushed"

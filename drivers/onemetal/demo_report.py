@@ -142,6 +142,7 @@ class MountRow:
 class Report:
     token: str
     elapsed: float
+    fault: str = ""   # what --inject broke on purpose: a failing report says it was meant to
     phases: list[Phase] = field(default_factory=list)
     matrix: Matrix | None = None
     nics: list[NicRow] = field(default_factory=list)
@@ -173,13 +174,11 @@ def doctor_check(name: str, checks: Sequence[DoctorCheck]) -> Check:
     all (a doctor that crashed before printing any must not pass); names the WARNs."""
     if not checks:
         return Check(name, False, "doctor reported no checks")
-    bad = [c.name for c in checks if c.status == FAIL]
-    warned = [c.name for c in checks if c.status == WARN]
-    named = ", ".join(warned[:WARNS_NAMED]) + (f", +{len(warned) - WARNS_NAMED} more"
-                                               if len(warned) > WARNS_NAMED else "")
-    detail = f"{len(checks)} checks, {len(warned)} WARN" + (f" ({named})" if warned else "")
-    detail += f", {len(bad)} FAIL" + (f": {', '.join(bad)}" if bad else "")
-    return Check(name, not bad, detail)
+    bad, warned = ([c.name for c in checks if c.status == s] for s in (FAIL, WARN))
+    more = [f"+{len(warned) - WARNS_NAMED} more"] if len(warned) > WARNS_NAMED else []
+    named = f" ({', '.join(warned[:WARNS_NAMED] + more)})" if warned else ""
+    return Check(name, not bad, f"{len(checks)} checks, {len(warned)} WARN{named}, "
+                 f"{len(bad)} FAIL" + (f": {', '.join(bad)}" if bad else ""))
 
 
 def summary(report: Report) -> str:
@@ -228,6 +227,7 @@ def _sections(report: Report) -> list[tuple[str, str]]:
 
 def render_text(report: Report) -> str:
     parts = [f"onemetal demo, lab {report.token}"]
+    parts += [f"fault injected: {report.fault}"] if report.fault else []
     parts += [f"\n{title}\n{body}" for title, body in _sections(report)]
     return "\n".join(parts) + "\n\n" + summary(report) + "\n"
 
@@ -239,6 +239,7 @@ def to_json(report: Report) -> str:
     data = {
         "token": report.token,
         "elapsed": round(report.elapsed, 3),
+        "fault": report.fault or None,
         "ok": not names,
         "totals": {"checks": len(checks), "passed": len(checks) - len(names),
                    "failed": len(names)},
