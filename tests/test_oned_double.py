@@ -59,7 +59,7 @@ def deploy_ns(lab: Lab, vm_id: int, host: str) -> tuple[ActionResult, list[LabVM
     result = VmmMad(lab).deploy(vm_id, host, vnm_payload=xml, vm_xml=xml, ds_xml=DS_XML,
                                 vm_dir=vm_dir(vm_id), plug=plug)
     for vm in vms:
-        vm.set_mtu(int(lab.host(host).vsctl("get", "interface", vm.port, "mtu")))
+        lab.follow_port_mtu(vm)
     return result, vms
 
 

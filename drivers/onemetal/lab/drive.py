@@ -35,7 +35,7 @@ def deploy(lab: Lab, host: str, vm_id: int, nics: Sequence[SampleNic], rules: st
                       port=f"one-{vm_id}-{n.nic_id}") for n in nics]
     check(vnm(lab, host, "post", [f"deploy-{vm_id}", host], xml), f"post of VM {vm_id}")
     for vm in vms:
-        vm.set_mtu(int(lab.host(host).vsctl("get", "interface", vm.port, "mtu")))
+        lab.follow_port_mtu(vm)
     return vms
 
 

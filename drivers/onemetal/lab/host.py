@@ -101,6 +101,10 @@ class LabHost:
     def vsctl(self, *args: str) -> str:
         return self.run(["ovs-vsctl", "--timeout=10", *args]).stdout.strip()
 
+    def port_mtu(self, port: str) -> int:
+        """The MTU OVS gives a VM port (what the network driver enforced on it)."""
+        return int(self.vsctl("get", "interface", port, "mtu"))
+
     def path(self, inside: str) -> str:
         """A path inside the host's mount namespace, as seen from the machine."""
         return f"/proc/{self.anchor_pid}/root{inside}"

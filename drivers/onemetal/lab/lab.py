@@ -309,6 +309,13 @@ class Lab:
         self.vms = [moved if v.netns == vm.netns else v for v in self.vms]
         return moved
 
+    def follow_port_mtu(self, vm: LabVM) -> int:
+        """What libvirt's <mtu> gives a guest (virtio-net's MTU feature): its NIC's MTU follows
+        the one the driver enforced on its port; returns it."""
+        mtu = self.host(vm.host).port_mtu(vm.port)
+        vm.set_mtu(mtu)
+        return mtu
+
     def unplug_vm(self, vm: LabVM) -> None:
         """What the hypervisor does to a VM's tap when the VM stops: the port leaves the bridge
         (libvirt's del-port) and the device is gone; the namespace stays."""

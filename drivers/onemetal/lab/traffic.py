@@ -7,8 +7,8 @@ import subprocess
 
 from onemetal.lab.vm import LabVM
 
-# Accepts connections forever; answers each with the number of bytes it read before EOF
-# and the address the connection came from.
+# Accepts connections forever; answers each with the number of bytes it read before EOF,
+# the address the connection came from, and its own address (which VM answered).
 _SERVER = """
 import socket, sys, threading
 def serve(c, peer):
@@ -18,7 +18,7 @@ def serve(c, peer):
             b = c.recv(65536)
             if not b: break
             n += len(b)
-        c.sendall(f"{n} {peer[0]}".encode())
+        c.sendall(f"{n} {peer[0]} {c.getsockname()[0]}".encode())
     except OSError:
         pass
     c.close()
@@ -54,13 +54,45 @@ def tcp_transfer(client: LabVM, ip: str, port: int, size: int = 1 << 20,
     return seen_from(client, ip, port, size, timeout) is not None
 
 
-def seen_from(client: LabVM, ip: str, port: int, size: int = 1 << 16,
-              timeout: float = 3.0) -> str | None:
-    """The source address the `listen`er saw for a complete transfer; None if none arrived."""
+def _transfer(client: LabVM, ip: str, port: int, size: int, timeout: float) -> list[str]:
+    """[source seen, listener's own address] of a complete transfer; [] if none arrived."""
     result = client.run(["python3", "-c", _CLIENT, ip, str(port), str(size), str(timeout)],
                         check=False, timeout=timeout + 10)
     words = result.stdout.split()
-    return words[1] if result.returncode == 0 and len(words) == 2 and words[0] == str(size) else None
+    ok = result.returncode == 0 and len(words) == 3 and words[0] == str(size)
+    return words[1:] if ok else []
+
+
+def seen_from(client: LabVM, ip: str, port: int, size: int = 1 << 16,
+              timeout: float = 3.0) -> str | None:
+    """The source address the `listen`er saw for a complete transfer; None if none arrived."""
+    words = _transfer(client, ip, port, size, timeout)
+    return words[0] if words else None
+
+
+def answered_by(client: LabVM, ip: str, port: int, size: int = 1 << 16,
+                timeout: float = 3.0) -> str | None:
+    """The address of the `listen`er that took a complete transfer to `ip` (behind a DNAT, the
+    VM it led to); None if none arrived."""
+    words = _transfer(client, ip, port, size, timeout)
+    return words[1] if words else None
+
+
+_WAIT = """
+import socket, sys, time
+deadline = time.monotonic() + float(sys.argv[2])
+while True:
+    try:
+        socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=0.5).close(); break
+    except OSError:
+        if time.monotonic() > deadline: sys.exit(1)
+        time.sleep(0.02)
+"""
+
+
+def wait_listening(vm: LabVM, port: int, timeout: float = 10.0) -> None:
+    """Until the `listen`er in `vm` accepts on `port` (bounded; raises CommandError after)."""
+    vm.run(["python3", "-c", _WAIT, str(port), str(timeout)], timeout=timeout + 10)
 
 
 # Keeps one connection open, one byte every 0.1 s, until it breaks or `seconds` pass.
