@@ -14,23 +14,25 @@ on Ctrl-C too, unless --keep.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
 import traceback
 import time
 from dataclasses import replace
-from typing import Callable, TextIO
+from typing import Callable, Iterator, TextIO
 
 from onemetal import demo_checks as checks
 from onemetal import demo_faults, demo_lab, demo_steps
-from onemetal.demo_progress import Progress
+from onemetal.demo_progress import PhaseRun, Progress
 from onemetal.demo_report import Check, Report, doctor_check, failures, render_text, to_json
 from onemetal.demo_vms import GUEST, MIGRATE_TO, MIGRATE_VM, PLAN, DemoFailed, Fleet
 from onemetal.doctor_report import Check as DoctorCheck
 from onemetal.errors import OneMetalError
 from onemetal.lab import Lab, LabError
 from onemetal.lab.keep import entry_hints
+from onemetal.net.mtu import VXLAN_OVERHEAD, overlay_mtu
 from onemetal.run import CommandError
 
 PATH_MTU_PAIR = (10, 11)  # web on one-1 to db on one-2: through one tunnel
@@ -45,6 +47,7 @@ class _Run:
         self.report = Report(token=lab.token, elapsed=0.0)
         self.demo: demo_lab.DemoLab | None = None
         self.fleet: Fleet | None = None
+        self._mark = 0
 
     def check(self, name: str, ok: bool, detail: str = "") -> None:
         self.report.checks.append(Check(name, ok, detail))
@@ -68,16 +71,19 @@ class _Run:
                 demo.onemetal("mount", "ensure", demo_lab.DATASTORES, "--host", name)
                 p.advance(name)
         with self.progress.phase("onemetal mesh sync (VXLAN full mesh from the host pool)"):
-            synced = demo.onemetal("mesh", "sync")
-            self.check("mesh sync", True, f"{synced.stdout.count('CHANGED=YES')} hosts changed")
+            synced = demo.onemetal("mesh", "sync").stdout.count("CHANGED=YES")
+            self.check("mesh sync", synced == len(demo.hosts),
+                       f"{synced} of {len(demo.hosts)} hosts got their tunnel ports")
         self.demo = demo
         return demo
 
     def deploy(self, demo: demo_lab.DemoLab) -> Fleet:
         with self.progress.phase("vnet private 192.168.0.0/24 (vnet_create, onenat vnet add)"):
             mtu = demo_steps.create_vnet(demo)
-            self.check("vnet MTU from the underlay", mtu == self.lab.underlay_mtu - 50,
-                       f"vnet_create set MTU={mtu} (underlay {self.lab.underlay_mtu} - 50)")
+            want = overlay_mtu(self.lab.underlay_mtu)
+            self.check("vnet MTU from the underlay", mtu == want,
+                       f"vnet_create set MTU={mtu}, want {want} (underlay "
+                       f"{self.lab.underlay_mtu} - {VXLAN_OVERHEAD})")
         with self.progress.phase("image imported by the DS driver onto the share"):
             source = demo_steps.import_image(demo)
             usage = demo_steps.monitor_datastore(demo, demo_lab.IMAGE_DS)
@@ -94,37 +100,56 @@ class _Run:
                 p.advance(f"{vm.name} on {vm.host}")
         return fleet
 
-    def verify(self, fleet: Fleet, mapped: dict[int, str], after: str = "") -> None:
+    def verify(self, fleet: Fleet, mapped: dict[int, str]) -> None:
         demo = fleet.demo
-        with self.progress.phase(f"checks{after}"):
-            if not after:
-                checks.listen_everywhere(fleet)
-                time.sleep(0.3)  # the listeners bind
-                self.report.matrix = checks.matrix(fleet)
-                self.report.nics = checks.nics(fleet)
-                self.report.egress = checks.egress(fleet, mapped)
-                self.report.mounts = checks.datastore_mounts(demo)
-                self.report.checks += checks.guest_checks(fleet)
-                self.report.checks.append(checks.path_mtu(fleet, *PATH_MTU_PAIR))
-                for name in demo.hosts:
-                    probe = self.lab.ssh(name).run([MESH_PROBE], check=False).stdout
-                    self.check(f"mesh probe {name}", 'ONEMETAL_MESH_STATUS="ok"' in probe,
-                               " ".join(w for w in probe.split() if "STATUS" in w or "UP=" in w))
-            rows = checks.eips(fleet, mapped)
-            self.report.eips += [replace(r, vm=f"{r.vm} (migrated)") if after else r for r in rows]
+        with self.counted("checks: connectivity, MTU, Elastic IPs, egress, mounts, guest") as p:
+            checks.listen_everywhere(fleet)
+            self.report.matrix = checks.matrix(fleet)
+            self.report.nics = checks.nics(fleet)
+            self.report.eips += checks.eips(fleet, mapped)
+            self.report.egress = checks.egress(fleet, mapped)
+            self.report.mounts = checks.datastore_mounts(demo)
+            self.report.checks += checks.guest_checks(fleet)
+            self.report.checks.append(checks.path_mtu(fleet, *PATH_MTU_PAIR))
+            for name in demo.hosts:
+                probe = self.lab.ssh(name).run([MESH_PROBE], check=False).stdout
+                self.check(f"mesh probe {name}", 'ONEMETAL_MESH_STATUS="ok"' in probe,
+                           " ".join(w for w in probe.split() if "STATUS" in w or "UP=" in w))
+            p.detail = self.failed_since()
+
+    @contextlib.contextmanager
+    def counted(self, name: str) -> Iterator[PhaseRun]:
+        """A phase of checks: its line says how many of the checks it added failed."""
+        self._mark = len(failures(self.report))
+        with self.progress.phase(name) as p:
+            yield p
+
+    def failed_since(self) -> str:
+        failed = len(failures(self.report)) - self._mark
+        return f"{failed} failed" if failed else ""
+
+    def migrate(self, fleet: Fleet, mapped: dict[int, str]) -> None:
+        """The VM with an EIP moves; then it must be on its new host, reach its vnet from there,
+        and its EIP must still lead to it, both ways."""
+        vm = fleet.vms[MIGRATE_VM].vm
+        with self.progress.phase(f"migrate {vm.name} (with an EIP) {vm.host} -> {MIGRATE_TO}"):
+            steps = demo_steps.migrate(fleet, MIGRATE_VM, MIGRATE_TO)
+            self.check(f"migrate {vm.name}", True, steps)
+        with self.counted("checks after the migration") as p:
+            self.report.checks += checks.placement(fleet, MIGRATE_VM, vm.host)
+            rows = checks.eips(fleet, {MIGRATE_VM: mapped[MIGRATE_VM]})
+            self.report.eips += [replace(r, vm=f"{r.vm} (migrated)") for r in rows]
+            p.detail = self.failed_since()
 
     def operate(self, fleet: Fleet) -> None:
         demo = fleet.demo
         with self.progress.phase("Elastic IPs: onenat pool create, onenat map x2"):
             mapped = demo_steps.map_eips(demo, [vm.vm_id for vm in PLAN if vm.eip])
         if self.inject:
-            self.progress.note(f"fault injected: {demo_faults.inject(demo, self.inject)}")
+            self.report.fault = demo_faults.inject(demo, self.inject)
+            self.progress.note(f"fault injected: {self.report.fault}")
         self.verify(fleet, mapped)
-        vm = fleet.vms[MIGRATE_VM].vm
-        with self.progress.phase(f"migrate {vm.name} (with an EIP) {vm.host} -> {MIGRATE_TO}"):
-            steps = demo_steps.migrate(fleet, MIGRATE_VM, MIGRATE_TO)
-            self.check(f"migrate {vm.name}", True, steps)
-        self.verify(fleet, {MIGRATE_VM: mapped[MIGRATE_VM]}, " after the migration")
+        self.migrate(fleet, mapped)
         with self.progress.phase("onemetal doctor"):
             done = demo.onemetal("doctor", "-j", check=False)
             found = [DoctorCheck(**c) for c in json.loads(done.stdout or "[]")]
@@ -142,15 +167,22 @@ class _Run:
         self.operate(fleet)
 
 
-def _teardown(run: _Run) -> None:
-    """The lab down, as a phase of its own: every process ended, every namespace removed."""
+def _teardown(run: _Run) -> int:
+    """The lab down, as a phase of its own: every process ended, every namespace removed.
+    Returns the exit code of a Ctrl-C or SIGTERM that came during it (the teardown finishes
+    first), else 0."""
     try:
         with run.progress.phase("teardown: every process and namespace of the lab"):
             left = run.lab.stop()
             if left:
                 raise DemoFailed(f"could not remove {', '.join(left)}")
-    except DemoFailed as exc:
-        run.check("teardown", False, str(exc))
+    except (DemoFailed, LabError, OSError) as exc:
+        run.check("teardown", False, _last_line(exc))
+    except KeyboardInterrupt:
+        return 130
+    except SystemExit as exc:
+        return exc.code if isinstance(exc.code, int) else 1
+    return 0
 
 
 def _last_line(exc: BaseException) -> str:
@@ -173,7 +205,7 @@ def run_demo(underlay_mtu: int = 1500, *, out: TextIO | None = None, as_json: bo
     lab = Lab(hosts=3, underlay_mtu=underlay_mtu, frontend_host=True,
               servers=(demo_lab.NFS_SERVER,))
     run = _Run(lab, progress, inject)
-    interrupted = False
+    interrupted = 0
     hook_error: Exception | None = None
     try:
         try:
@@ -185,8 +217,11 @@ def run_demo(underlay_mtu: int = 1500, *, out: TextIO | None = None, as_json: bo
                 except Exception as exc:  # re-raised after the teardown below
                     hook_error = exc
     except KeyboardInterrupt:
-        interrupted = True
+        interrupted = 130
         progress.note("interrupted: tearing the lab down")
+    except SystemExit as exc:  # SIGTERM, raised by the lab's handler
+        interrupted = exc.code if isinstance(exc.code, int) else 1
+        progress.note("terminated: tearing the lab down")
     except (DemoFailed, LabError, CommandError, OneMetalError, OSError) as exc:
         run.check("the demo ran to its end", False, _last_line(exc))
     except Exception as exc:  # a bug of ours: still torn down and reported, with its place
@@ -198,7 +233,7 @@ def run_demo(underlay_mtu: int = 1500, *, out: TextIO | None = None, as_json: bo
             lab.keep()
             hints = entry_hints(lab, [run.demo.client] if run.demo else [])
         else:
-            _teardown(run)
+            interrupted = _teardown(run) or interrupted
             hints = []
     if hook_error is not None:
         raise hook_error
@@ -209,5 +244,5 @@ def run_demo(underlay_mtu: int = 1500, *, out: TextIO | None = None, as_json: bo
     for line in hints:
         print(line, file=progress_out)
     if interrupted:
-        return 130
+        return interrupted
     return 1 if failures(report) else 0

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import itertools
-from concurrent.futures import ThreadPoolExecutor
 import json
 import os
+from concurrent.futures import ThreadPoolExecutor
+
+from lxml import etree
 
 from onemetal.demo_lab import (CLIENT_ADDRESS, DATASTORES, EIPS, SNAT_ADDRESS, VNI, DemoLab)
 from onemetal.demo_report import Check, EgressRow, EipRow, Matrix, MountRow, NicRow
 from onemetal.demo_vms import GUEST, Deployed, Fleet
 from onemetal.lab import traffic
+from onemetal.lab.drive import BRIDGE
 from onemetal.net.mtu import overlay_mtu
 from onemetal.storage import mounts
 
@@ -45,14 +48,8 @@ def path_mtu(fleet: Fleet, src: int, dst: int) -> Check:
                  f"{'crossed' if ok else 'lost'}")
 
 
-def _port_mtu(demo: DemoLab, host: str, port: str) -> int:
-    return int(demo.lab.host(host).vsctl("get", "interface", port, "mtu"))
-
-
 def _guest_mtu(fleet: Fleet, deployed: Deployed) -> int:
     """The MTU libvirt gave the guest's virtio NIC (the live domain's <mtu size=.../>)."""
-    from lxml import etree
-
     live = etree.fromstring(fleet.daemons[deployed.vm.host].virsh("dumpxml", f"one-{deployed.vm.vm_id}").encode())
     sizes = [e.get("size") for e in live.iterfind("devices/interface/mtu")]
     return int(sizes[0]) if sizes and sizes[0] else 0
@@ -63,7 +60,7 @@ def nics(fleet: Fleet) -> list[NicRow]:
     want = overlay_mtu(demo.lab.underlay_mtu)
     rows = []
     for d in fleet.vms.values():
-        port_mtu = _port_mtu(demo, d.vm.host, d.vm.port)
+        port_mtu = demo.lab.host(d.vm.host).port_mtu(d.vm.port)
         if d.endpoint is None:
             guest = _guest_mtu(fleet, d)
         else:
@@ -74,33 +71,62 @@ def nics(fleet: Fleet) -> list[NicRow]:
 
 
 def listen_everywhere(fleet: Fleet) -> None:
-    for d in _endpoints(fleet):
-        traffic.listen(d.endpoint, ECHO_PORT, fleet.demo.lab.workdir)  # type: ignore[arg-type]
-    traffic.listen(fleet.demo.client, INTERNET_PORT, fleet.demo.lab.workdir)
+    """A listener in every namespace VM and on the internet client, each accepting before this
+    returns (bounded)."""
+    workdir = fleet.demo.lab.workdir
+    places = [(d.endpoint, ECHO_PORT) for d in _endpoints(fleet)]
+    places.append((fleet.demo.client, INTERNET_PORT))
+    for vm, port in places:
+        traffic.listen(vm, port, workdir)  # type: ignore[arg-type]
+    for vm, port in places:
+        traffic.wait_listening(vm, port)  # type: ignore[arg-type]
 
 
 def eips(fleet: Fleet, mapped: dict[int, str]) -> list[EipRow]:
-    """`mapped`: VM id -> the private address of its EIP on the gateway's ENI."""
-    public = dict((private, eip) for eip, private in EIPS)
+    """`mapped`: VM id -> the private address of its EIP on the gateway's ENI. The client's
+    connection must reach that VM (its listener says which VM answered), and the VM must
+    leave from the EIP's address."""
+    public = {private: eip for eip, private in EIPS}
     rows = []
     for vm_id, private in sorted(mapped.items()):
         d = fleet.vms[vm_id]
         assert d.endpoint is not None
-        reached = traffic.tcp_transfer(fleet.demo.client, private, ECHO_PORT, size=1 << 16)
+        answered = traffic.answered_by(fleet.demo.client, private, ECHO_PORT)
         seen = traffic.seen_from(d.endpoint, CLIENT_ADDRESS, INTERNET_PORT) or "nothing"
         rows.append(EipRow(vm=d.vm.name, eip=public.get(private, "?"), private_ip=private,
-                           reachable=reached, egress_seen=seen, egress_expected=private))
+                           reachable=answered == d.vm.ip, egress_seen=seen,
+                           egress_expected=private))
     return rows
 
 
 def egress(fleet: Fleet, mapped: dict[int, str]) -> list[EgressRow]:
+    """Where the VMs without an EIP leave from: the vnet's SNAT address; a VM of a vnet the
+    gateway does not NAT reaches nothing."""
     rows = []
     for d in _endpoints(fleet):
-        if d.vm.vm_id in mapped or d.vm.vni != VNI:
+        if d.vm.vm_id in mapped:
             continue
-        seen = traffic.seen_from(d.endpoint, CLIENT_ADDRESS, INTERNET_PORT) or "nothing"  # type: ignore[arg-type]
-        rows.append(EgressRow(vm=d.vm.name, seen=seen, expected=SNAT_ADDRESS))
+        seen = traffic.seen_from(d.endpoint, CLIENT_ADDRESS, INTERNET_PORT,  # type: ignore[arg-type]
+                                 timeout=1.0 if d.vm.vni != VNI else 3.0)
+        rows.append(EgressRow(vm=d.vm.name, seen=seen or "nothing",
+                              expected=SNAT_ADDRESS if d.vm.vni == VNI else "nothing"))
     return rows
+
+
+def placement(fleet: Fleet, vm_id: int, src: str) -> list[Check]:
+    """After a migration from `src`: the VM's port is on its new host's bridge and gone from the
+    old one, and the VM reaches the others of its vnet from there."""
+    d = fleet.vms[vm_id]
+    lab = fleet.demo.lab
+    here = d.vm.port in lab.host(d.vm.host).vsctl("list-ports", BRIDGE).split()
+    there = d.vm.port in lab.host(src).vsctl("list-ports", BRIDGE).split()
+    peers = [p for p in _endpoints(fleet) if p.vm.vni == d.vm.vni and p is not d]
+    reached = [p.vm.name for p in peers if d.endpoint.ping(p.vm.ip, count=2, timeout=1.0)]  # type: ignore[union-attr]
+    return [Check(f"{d.vm.name} placed on {d.vm.host}", here and not there,
+                  f"port {d.vm.port}: {'on' if here else 'not on'} {d.vm.host}'s bridge, "
+                  f"{'still' if there else 'gone'} on {src}'s"),
+            Check(f"{d.vm.name} reaches its vnet from {d.vm.host}", len(reached) == len(peers),
+                  f"reached {', '.join(reached) or 'none'} of {', '.join(p.vm.name for p in peers)}")]
 
 
 def datastore_mounts(demo: DemoLab) -> list[MountRow]:
@@ -121,11 +147,6 @@ def datastore_mounts(demo: DemoLab) -> list[MountRow]:
     return rows
 
 
-def on_share(demo: DemoLab, path: str) -> str:
-    """Where a datastore path lies on the NFS server's own disk."""
-    return os.path.join(demo.share.export_dir, os.path.relpath(path, DATASTORES))
-
-
 def guest_checks(fleet: Fleet) -> list[Check]:
     """The TCG guest: running under libvirt, its disk an overlay of the image on the share."""
     checks = []
@@ -135,7 +156,7 @@ def guest_checks(fleet: Fleet) -> list[Check]:
         state = fleet.daemons[d.vm.host].virsh("domstate", f"one-{d.vm.vm_id}").strip()
         checks.append(Check(f"guest {d.vm.name} running", state == "running",
                             f"one-{d.vm.vm_id} on {d.vm.host}: {state}, deploy id {d.deploy_id}"))
-        disk = on_share(fleet.demo, f"{d.vm.vm_dir}/disk.0")
+        disk = fleet.demo.on_share(f"{d.vm.vm_dir}/disk.0")
         info = fleet.demo.share.host.run(["qemu-img", "info", "-U", "--output=json", disk],
                                          check=False)
         backing = json.loads(info.stdout).get("backing-filename", "") if info.returncode == 0 else ""

@@ -9,6 +9,7 @@ datastores, mounted by `onemetal mount ensure` on the frontend and every host.
 from __future__ import annotations
 
 import os
+import sys
 from dataclasses import dataclass, field
 
 from onemetal import install
@@ -48,14 +49,16 @@ class DemoLab:
         return frontend_host.onemetal(self.lab, *args, env=self.env, check=check)
 
     def onenat(self, *args: str, check: bool = True) -> Result:
-        import sys
-
         return frontend_host.cli(self.lab, self.env).run(
             [sys.executable, "-m", "onemetal.cli.onenat", *args], check=check)
 
     @property
     def hosts(self) -> list[str]:
         return [h.name for h in self.lab.hosts]
+
+    def on_share(self, path: str) -> str:
+        """Where a datastore path lies on the NFS server's own disk."""
+        return os.path.join(self.share.export_dir, os.path.relpath(path, DATASTORES))
 
 
 def _frontend_conf(share: str, underlay_mtu: int) -> str:
@@ -109,14 +112,6 @@ def configure(lab: Lab, share: nfs.NfsServer) -> None:
             host.write_conf(_host_conf(share.source))
         nfs.install_client(host)
         host.run(["install", "-d", "-o", str(ONEADMIN_ID), "-g", str(ONEADMIN_ID), DATASTORES])
-
-
-def mount_everywhere(demo: DemoLab) -> list[Result]:
-    """`onemetal mount ensure` for the frontend, then for each host over SSH as oneadmin."""
-    results = [demo.onemetal("mount", "ensure", DATASTORES)]
-    for name in demo.hosts:
-        results.append(demo.onemetal("mount", "ensure", DATASTORES, "--host", name))
-    return results
 
 
 def start_api(lab: Lab) -> frontend.Frontend:

@@ -105,7 +105,7 @@ def migrate(fleet: Fleet, vm_id: int, host: str) -> str:
     if not result.ok:
         raise DemoFailed(f"migrate of VM {vm_id} {src} -> {host}: {result.message}")
     new = endpoint[0]
-    new.set_mtu(int(fleet.demo.lab.host(host).vsctl("get", "interface", target.port, "mtu")))
+    fleet.demo.lab.follow_port_mtu(new)
     new.route_via(VNET_GATEWAY)
     # QEMU's announce after a migration: a gratuitous ARP, so every bridge learns where it is now
     mac = target.nic(None).mac

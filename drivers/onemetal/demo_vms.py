@@ -50,7 +50,7 @@ class DemoVm:
 # web and db ask for an Elastic IP (EIP=yes in their user template); app leaves by SNAT; other
 # is another tenant's, on its own vnet with the same subnet: nothing may reach across.
 PLAN = (DemoVm(10, "web", "one-1", NAMESPACE, True), DemoVm(11, "db", "one-2", NAMESPACE, True),
-        DemoVm(12, "app", "one-0", NAMESPACE, False), DemoVm(13, "guest", "one-2", GUEST, False),
+        DemoVm(12, "app", "one-1", NAMESPACE, False), DemoVm(13, "guest", "one-2", GUEST, False),
         DemoVm(20, "other", "one-0", NAMESPACE, False, vni=200))
 MIGRATE_VM, MIGRATE_TO = 10, "one-2"
 
@@ -145,9 +145,8 @@ class Fleet:
         else:
             endpoint = self.vms[vm.vm_id].endpoint
             assert endpoint is not None
-            port_mtu = int(self.demo.lab.host(vm.host).vsctl("get", "interface", vm.port, "mtu"))
-            endpoint.set_mtu(port_mtu)          # virtio-net's MTU feature, inside the guest
-            endpoint.route_via(VNET_GATEWAY)    # what the context's ETH0_GATEWAY sets
+            self.demo.lab.follow_port_mtu(endpoint)
+            endpoint.route_via(VNET_GATEWAY)  # what the context's ETH0_GATEWAY sets
         return self.vms[vm.vm_id]
 
 
@@ -172,8 +171,7 @@ class Fleet:
         if not done.ok:
             raise DemoFailed(f"TM epilog of VM {vm_id}: {done.reply}")
         ports = self.demo.lab.host(d.vm.host).vsctl("list-ports", BRIDGE).split()
-        left = os.path.exists(os.path.join(self.demo.share.export_dir, str(SYSTEM_DS),
-                                           str(vm_id)))
+        left = os.path.exists(self.demo.on_share(d.vm.vm_dir))
         del self.vms[vm_id]
         return (f"terminate {d.vm.name}", d.vm.port not in ports and not left,
                 f"{' -> '.join(n for n, _ in result.steps)}; port {d.vm.port} "
