@@ -26,10 +26,18 @@ def _left_behind(token: str) -> list[str]:
     return left
 
 
+def _processes(run) -> list[int]:  # type: ignore[no-untyped-def]
+    """Every process of the built lab: the ones it recorded and any in its namespaces."""
+    record = run.lab.record
+    return [*record.pids, *[p for ns in record.namespaces for p in netns.pids(ns)]]
+
+
 def test_the_demo_passes_every_check_and_leaves_nothing_behind() -> None:
-    out = io.StringIO()
-    code = run_demo(out=out, tty=False)
+    out, pids = io.StringIO(), []
+    code = run_demo(out=out, tty=False, on_lab=lambda run: pids.extend(_processes(run)))
     text = out.getvalue()
+    assert len(pids) > 20  # ovsdb, vswitchd, sshd, libvirtd, ganesha, NFS clients, listeners
+    assert [p for p in pids if alive(p)] == []
     assert code == 0, text
     last = text.strip().splitlines()[-1]
     assert last.startswith("all ") and " checks passed in " in last, last

@@ -50,7 +50,8 @@ def path_mtu(fleet: Fleet, src: int, dst: int) -> Check:
 
 def _guest_mtu(fleet: Fleet, deployed: Deployed) -> int:
     """The MTU libvirt gave the guest's virtio NIC (the live domain's <mtu size=.../>)."""
-    live = etree.fromstring(fleet.daemons[deployed.vm.host].virsh("dumpxml", f"one-{deployed.vm.vm_id}").encode())
+    domain = fleet.daemons[deployed.vm.host].virsh("dumpxml", f"one-{deployed.vm.vm_id}")
+    live = etree.fromstring(domain.encode())
     sizes = [e.get("size") for e in live.iterfind("devices/interface/mtu")]
     return int(sizes[0]) if sizes and sizes[0] else 0
 
@@ -121,12 +122,14 @@ def placement(fleet: Fleet, vm_id: int, src: str) -> list[Check]:
     here = d.vm.port in lab.host(d.vm.host).vsctl("list-ports", BRIDGE).split()
     there = d.vm.port in lab.host(src).vsctl("list-ports", BRIDGE).split()
     peers = [p for p in _endpoints(fleet) if p.vm.vni == d.vm.vni and p is not d]
-    reached = [p.vm.name for p in peers if d.endpoint.ping(p.vm.ip, count=2, timeout=1.0)]  # type: ignore[union-attr]
+    assert d.endpoint is not None
+    reached = [p.vm.name for p in peers if d.endpoint.ping(p.vm.ip, count=2, timeout=1.0)]
     return [Check(f"{d.vm.name} placed on {d.vm.host}", here and not there,
                   f"port {d.vm.port}: {'on' if here else 'not on'} {d.vm.host}'s bridge, "
                   f"{'still' if there else 'gone'} on {src}'s"),
             Check(f"{d.vm.name} reaches its vnet from {d.vm.host}", len(reached) == len(peers),
-                  f"reached {', '.join(reached) or 'none'} of {', '.join(p.vm.name for p in peers)}")]
+                  f"reached {', '.join(reached) or 'none'} of "
+                  f"{', '.join(p.vm.name for p in peers)}")]
 
 
 def datastore_mounts(demo: DemoLab) -> list[MountRow]:
@@ -159,8 +162,9 @@ def guest_checks(fleet: Fleet) -> list[Check]:
         disk = fleet.demo.on_share(f"{d.vm.vm_dir}/disk.0")
         info = fleet.demo.share.host.run(["qemu-img", "info", "-U", "--output=json", disk],
                                          check=False)
-        backing = json.loads(info.stdout).get("backing-filename", "") if info.returncode == 0 else ""
+        backing = json.loads(info.stdout).get("backing-filename", "") if not info.returncode else ""
         checks.append(Check(f"guest {d.vm.name} disk cloned on the share",
                             os.path.normpath(backing) == os.path.normpath(fleet.image),
-                            f"disk.0 on the NFS server is a qcow2 overlay of {backing or 'nothing'}"))
+                            "disk.0 on the NFS server is a qcow2 overlay of "
+                            f"{backing or 'nothing'}"))
     return checks

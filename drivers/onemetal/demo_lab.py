@@ -86,7 +86,7 @@ def _write_root_conf(path: str, text: str) -> None:
 
 
 def install_frontend(lab: Lab) -> str:
-    """`onemetal install` on the frontend, its onemetal.conf set, the remotes synced to the hosts."""
+    """`onemetal install` on the frontend, then the remotes synced to the hosts."""
     out = frontend_host.install(lab, install.source_root()).stdout
     frontend_host.sync_remotes(lab)
     return out

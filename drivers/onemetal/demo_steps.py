@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import re
 
-from onemetal.demo_lab import (DATASTORES, DNS, EIPS, IMAGE_DS, SNAT_ADDRESS, SUBNET, VNET_GATEWAY,
-                               VNET_ID, VNI, DemoLab)
+from onemetal.demo_lab import (DATASTORES, DNS, EIPS, IMAGE_DS, SNAT_ADDRESS, SUBNET,
+                               SYSTEM_DS, VNET_GATEWAY, VNET_ID, VNI, DemoLab)
 from onemetal.demo_vms import DemoFailed, Fleet, moved
 from onemetal.lab import one_docs, oned_ds, spoof
 from onemetal.lab.drive import BRIDGE
@@ -99,7 +99,7 @@ def migrate(fleet: Fleet, vm_id: int, host: str) -> str:
 
     result = fleet.mad.migrate(
         vm_id, src, host, d.deploy_id, vnm_payload=one_docs.vnm_payload(docs),
-        vm_xml=one_docs.vm_xml(docs), system_dir=f"{DATASTORES}/0/{vm_id}", ds_id=0,
+        vm_xml=one_docs.vm_xml(docs), system_dir=d.vm.vm_dir, ds_id=SYSTEM_DS,
         action_data=one_docs.vmm_action_data(docs, src, migr_host=host, deploy_id=d.deploy_id),
         move=move)
     if not result.ok:

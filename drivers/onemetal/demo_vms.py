@@ -131,12 +131,11 @@ class Fleet:
         if vm.kind == GUEST:
             self._guest_ready(vm)
             deployment = one_docs.deployment(docs)
+        system = one_docs.ds_xml(SYSTEM_DS, "system", ds_type="SYSTEM_DS",
+                                 base_path=f"{DATASTORES}/{SYSTEM_DS}")
         result = self.mad.deploy(
             vm.vm_id, vm.host, vnm_payload=one_docs.vnm_payload(docs),
-            vm_xml=one_docs.vm_xml(docs), ds_xml=one_docs.ds_xml(SYSTEM_DS, "system",
-                                                                ds_type="SYSTEM_DS",
-                                                                base_path=f"{DATASTORES}/{SYSTEM_DS}"),
-            vm_dir=vm.vm_dir, deployment=deployment,
+            vm_xml=one_docs.vm_xml(docs), ds_xml=system, vm_dir=vm.vm_dir, deployment=deployment,
             plug=None if deployment else (lambda: self._plug(vm)))
         if not result.ok:
             raise DemoFailed(f"deploy of VM {vm.vm_id} on {vm.host}: {result.message}")
