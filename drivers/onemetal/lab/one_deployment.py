@@ -33,11 +33,18 @@ def disk_bus(target: str, cdrom: bool = False) -> str:
     return "virtio" if target.startswith("v") else "scsi"
 
 
+def _boot(vm: OneVm, device: str) -> str:
+    """A device's <boot order/> (its ORDER, from OS/BOOT), where LibVirtDriverKVM writes it."""
+    order = vm.boot_order(device)
+    return f"\t\t\t<boot order={attr(order)}/>\n" if order else ""
+
+
 def _disks(vm: OneVm, vm_dir: str) -> list[str]:
     out = [f"\t\t<disk type='file' device='disk'>\n"
            f"\t\t\t<source file={attr(f'{vm_dir}/disk.{d.disk_id}')}/>\n"
            f"\t\t\t<target dev={attr(d.target)} bus={attr(disk_bus(d.target))}/>\n"
-           f"\t\t\t<driver name='qemu' type={attr(d.format)} cache='none'/>\n"
+           + _boot(vm, f"disk{d.disk_id}")
+           + f"\t\t\t<driver name='qemu' type={attr(d.format)} cache='none'/>\n"
            "\t\t</disk>\n" for d in vm.disks]
     if vm.context:
         out.append("\t\t<disk type='file' device='cdrom'>\n"
@@ -55,7 +62,8 @@ def _interfaces(vm: OneVm) -> list[str]:
             f"\t\t\t<source bridge={attr(n.bridge)}/>\n"
             f"\t\t\t<mac address={attr(n.mac)}/>\n"
             f"\t\t\t<target dev={attr(f'one-{vm.vm_id}-{n.nic_id}')}/>\n"
-            f"\t\t\t<model type={attr(NIC_MODEL)}/>\n"
+            + _boot(vm, f"nic{n.nic_id}")
+            + f"\t\t\t<model type={attr(NIC_MODEL)}/>\n"
             "\t\t</interface>\n" for n in vm.nics]
 
 

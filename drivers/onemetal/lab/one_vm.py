@@ -75,6 +75,11 @@ class OneVm:
     extra_context: tuple[tuple[str, str], ...] = ()  # more CONTEXT attributes, as written
     deploy_id: str = ""
     previous: tuple[str, int] | None = None  # (HOSTNAME, HID) before a migration to `host`
+    boot: tuple[str, ...] = ()  # OS/BOOT, e.g. ("disk0", "nic0"): the devices' boot order
+
+    def boot_order(self, device: str) -> int | None:
+        """The ORDER oned's parse_boot gives a device ("disk<id>", "nic<id>") from OS/BOOT."""
+        return self.boot.index(device) + 1 if device in self.boot else None
 
     @property
     def system_dir(self) -> str:
@@ -160,7 +165,8 @@ def context_values(vm: OneVm) -> dict[str, str]:
 
 
 def _disk(vm: OneVm, disk: OneDisk) -> dict[str, str]:
-    return {"ALLOW_ORPHANS": "NO", "CLONE": "YES" if disk.clone else "NO",
+    order = vm.boot_order(f"disk{disk.disk_id}")
+    return {**({"ORDER": str(order)} if order else {}), "ALLOW_ORPHANS": "NO", "CLONE": "YES" if disk.clone else "NO",
             "CLONE_TARGET": "SYSTEM", "CLUSTER_ID": "0", "DATASTORE": disk.datastore,
             "DATASTORE_ID": str(disk.image_ds_id), "DEV_PREFIX": disk.target[:2],
             "DISK_ID": str(disk.disk_id), "DISK_TYPE": "FILE", "DRIVER": disk.format,
@@ -187,7 +193,8 @@ def _template_attrs(vm: OneVm) -> list[tuple[str, Value]]:
     attrs: list[tuple[str, Value]] = [
         ("CPU", str(vm.vcpu)), ("MEMORY", str(vm.memory_mb)), ("VCPU", str(vm.vcpu)),
         ("GRAPHICS", {"LISTEN": "0.0.0.0", "PORT": str(5900 + vm.vm_id), "TYPE": "VNC"}),
-        ("OS", {"ARCH": "x86_64"}), ("TEMPLATE_ID", "0"), ("VMID", str(vm.vm_id))]
+        ("OS", {"ARCH": "x86_64", **({"BOOT": ",".join(vm.boot)} if vm.boot else {})}),
+        ("TEMPLATE_ID", "0"), ("VMID", str(vm.vm_id))]
     attrs += [("DISK", _disk(vm, d)) for d in vm.disks]
     if vm.context:
         attrs.append(("CONTEXT", context_values(vm)))
