@@ -5,10 +5,6 @@ deployment file leaving no domain and no file (module-scoped: one libvirtd start
 from __future__ import annotations
 
 import os
-import select
-import struct
-import subprocess
-import time
 from typing import Iterator
 
 import pytest
@@ -16,8 +12,8 @@ from conftest import installed_lab
 from test_vmm_lab import CONF, DFILE, HOSTS, VM_DIR, VM_XML, VMM, _deployment
 
 from onemetal.lab import Lab, drive, libvirt
+from onemetal.lab.dhcp_watch import DhcpWatch
 from onemetal.lab.samples import SampleNic
-from onemetal.lab.spoof import _CAPTURE
 from onemetal.lab.vm import LabVM
 from onemetal.run import Result
 
@@ -46,55 +42,22 @@ def _deploy(lab: Lab, text: str) -> Result:
                                 check=False)
 
 
-def _discover_from(frame: bytes, mac: str) -> bool:
-    """A DHCP DISCOVER (BOOTP to UDP 67, option 53 = 1) sent by `mac`."""
-    if len(frame) < 14 + 20 + 8 + 240 or frame[12:14] != b"\x08\x00" or frame[23] != 17:
-        return False
-    udp = 14 + (frame[14] & 0x0F) * 4
-    bootp = udp + 8
-    if struct.unpack("!H", frame[udp + 2:udp + 4])[0] != 67 or \
-            frame[bootp + 28:bootp + 34] != bytes.fromhex(mac.replace(":", "")):
-        return False
-    options = frame[bootp + 240:]
-    return b"\x35\x01\x01" in options  # a cheap scan: message type DISCOVER
-
-
-def _first_discover(proc: subprocess.Popen[str], mac: str, seconds: float) -> float | None:
-    """Seconds until the capture printed a DISCOVER from `mac`, or None by the deadline."""
-    assert proc.stdout is not None
-    begin = time.monotonic()
-    while (left := begin + seconds - time.monotonic()) > 0:
-        if not select.select([proc.stdout], [], [], left)[0]:
-            break
-        line = proc.stdout.readline()
-        if not line:
-            break
-        if _discover_from(bytes.fromhex(line.strip()), mac):
-            return time.monotonic() - begin
-    return None
-
-
 def test_a_diskless_guests_ipxe_dhcp_reaches_a_vm_on_another_host_through_the_mesh(node):
     lab, daemons, far = node
     drive.check(drive.vnm(lab, "one-0", "pre", [], VM_XML), "pre")
-    capture = subprocess.Popen([*far.runner.prefix, "python3", "-c", _CAPTURE, "eth0",
-                                str(DHCP_WAIT + 30)], stdout=subprocess.PIPE, text=True)
+    watch = DhcpWatch(far, DHCP_WAIT + 30)
     try:
-        assert capture.stdout is not None
-        assert select.select([capture.stdout], [], [], 10)[0] and \
-            capture.stdout.readline().strip() == "ready"
         deployed = _deploy(lab, _deployment())
         assert deployed.returncode == 0, deployed.stderr
         drive.check(drive.vnm(lab, "one-0", "post", [deployed.stdout.strip(), "one-0"], VM_XML),
                     "post")
-        seen = _first_discover(capture, GUEST_MAC, DHCP_WAIT)
+        seen = watch.first_discover(GUEST_MAC, DHCP_WAIT)
     finally:
-        capture.kill()
-        capture.wait(timeout=10)
+        watch.stop()
         lab.ssh("one-0").run([f"{VMM}/cancel", "one-7", "one-0", "7"], check=False)
         drive.vnm(lab, "one-0", "clean", ["one-0"], VM_XML)
     print(f"\niPXE DHCP DISCOVER seen on one-1: {'never' if seen is None else f'{seen:.1f} s'} "
-          f"after deploy and post")
+          f"after the capture started (deploy, post, SeaBIOS, iPXE)")
     assert seen is not None, "no DHCP DISCOVER from the guest reached the VM on one-1"
 
 

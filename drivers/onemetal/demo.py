@@ -110,6 +110,7 @@ class _Run:
             self.report.egress = checks.egress(fleet, mapped)
             self.report.mounts = checks.datastore_mounts(demo)
             self.report.checks += checks.guest_checks(fleet)
+            self.report.checks.append(checks.guest_dhcp(fleet))
             self.report.checks.append(checks.path_mtu(fleet, *PATH_MTU_PAIR))
             for name in demo.hosts:
                 probe = self.lab.ssh(name).run([MESH_PROBE], check=False).stdout

@@ -11,7 +11,7 @@ from lxml import etree
 
 from onemetal.demo_lab import (CLIENT_ADDRESS, DATASTORES, EIPS, SNAT_ADDRESS, VNI, DemoLab)
 from onemetal.demo_report import Check, EgressRow, EipRow, Matrix, MountRow, NicRow
-from onemetal.demo_vms import GUEST, Deployed, Fleet
+from onemetal.demo_vms import GUEST, WATCHER, Deployed, Fleet
 from onemetal.lab import traffic
 from onemetal.lab.drive import BRIDGE
 from onemetal.net.mtu import overlay_mtu
@@ -150,6 +150,27 @@ def datastore_mounts(demo: DemoLab) -> list[MountRow]:
     return rows
 
 
+DHCP_WAIT = 60.0  # SeaBIOS then iPXE under TCG: ~3 s here, far more on a loaded machine
+
+
+def guest_dhcp(fleet: Fleet) -> Check:
+    """The guest's iPXE DHCP request reached the watcher VM on another host: the guest's NIC,
+    plugged by libvirt, carries its frames on the vnet through the mesh."""
+    watch, guest = fleet.dhcp_watch, next(d for d in fleet.vms.values() if d.vm.kind == GUEST)
+    watcher = fleet.vms[WATCHER]
+    if watch is None:
+        return Check(f"{guest.vm.name} NIC on the vnet", False, "no capture was started")
+    try:
+        seen = watch.first_discover(guest.vm.nic(None).mac, DHCP_WAIT)
+    finally:
+        watch.stop()
+        fleet.dhcp_watch = None
+    return Check(f"{guest.vm.name} NIC on the vnet", seen is not None,
+                 f"its iPXE DHCP DISCOVER reached {watcher.vm.name} on {watcher.vm.host} "
+                 + (f"{seen:.1f} s after its deploy began" if seen is not None
+                    else f"never within {DHCP_WAIT:g} s"))
+
+
 def guest_checks(fleet: Fleet) -> list[Check]:
     """The TCG guest: running under libvirt, its disk an overlay of the image on the share."""
     checks = []
@@ -157,13 +178,13 @@ def guest_checks(fleet: Fleet) -> list[Check]:
         if d.vm.kind != GUEST:
             continue
         state = fleet.daemons[d.vm.host].virsh("domstate", f"one-{d.vm.vm_id}").strip()
-        checks.append(Check(f"guest {d.vm.name} running", state == "running",
+        checks.append(Check(f"{d.vm.name} running under libvirt", state == "running",
                             f"one-{d.vm.vm_id} on {d.vm.host}: {state}, deploy id {d.deploy_id}"))
         disk = fleet.demo.on_share(f"{d.vm.vm_dir}/disk.0")
         info = fleet.demo.share.host.run(["qemu-img", "info", "-U", "--output=json", disk],
                                          check=False)
         backing = json.loads(info.stdout).get("backing-filename", "") if not info.returncode else ""
-        checks.append(Check(f"guest {d.vm.name} disk cloned on the share",
+        checks.append(Check(f"{d.vm.name} disk cloned on the share",
                             os.path.normpath(backing) == os.path.normpath(fleet.image),
                             "disk.0 on the NFS server is a qcow2 overlay of "
                             f"{backing or 'nothing'}"))

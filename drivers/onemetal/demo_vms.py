@@ -13,6 +13,7 @@ from dataclasses import dataclass, replace
 
 from onemetal.demo_lab import DATASTORES, DNS, IMAGE_DS, SYSTEM_DS, VNET_GATEWAY, VNI, DemoLab
 from onemetal.lab import libvirt, one_docs, oned_tm, oned_vmm
+from onemetal.lab.dhcp_watch import DhcpWatch
 from onemetal.lab.drive import BRIDGE
 from onemetal.lab.host import ONEADMIN_HOME
 from onemetal.lab.samples import SampleNic
@@ -53,6 +54,8 @@ PLAN = (DemoVm(10, "web", "one-1", NAMESPACE, True), DemoVm(11, "db", "one-2", N
         DemoVm(12, "app", "one-1", NAMESPACE, False), DemoVm(13, "guest", "one-2", GUEST, False),
         DemoVm(20, "other", "one-0", NAMESPACE, False, vni=200))
 MIGRATE_VM, MIGRATE_TO = 10, "one-2"
+# app (on one-1) listens for the guest's (on one-2) DHCP broadcast: its NIC works, across the mesh
+WATCHER, DHCP_WATCH = 12, 120.0
 
 
 def one_vm(vm: DemoVm, image: str = "", mtu: int | None = None,
@@ -64,6 +67,8 @@ def one_vm(vm: DemoVm, image: str = "", mtu: int | None = None,
     nic = replace(vm.nic(mtu), extra=(("NETWORK_ID", str(vnet.vnet_id)),))
     return one_docs.OneVm(vm_id=vm.vm_id, name=vm.name, host=vm.host, nics=(nic,),
                           disks=disks, nets=(vnet,), hid=_hid(vm.host),
+                          # its disk is a blank image: SeaBIOS goes on to iPXE, which asks DHCP
+                          boot=("disk0", "nic0") if vm.kind == GUEST else (),
                           previous=(previous.host, _hid(previous.host)) if previous else None,
                           user_template=(("EIP", "yes"),) if vm.eip else ())
 
@@ -89,6 +94,7 @@ class Fleet:
         self.image = image_source
         self.vms: dict[int, Deployed] = {}
         self.daemons: dict[str, libvirt.Libvirt] = {}
+        self.dhcp_watch: DhcpWatch | None = None  # on WATCHER, for the guest's iPXE
 
     def start_libvirt(self) -> None:
         """libvirtd on every host (KVM nodes), at once: each start is mostly waiting."""
@@ -131,6 +137,9 @@ class Fleet:
         if vm.kind == GUEST:
             self._guest_ready(vm)
             deployment = one_docs.deployment(docs)
+            watcher = self.vms[WATCHER].endpoint
+            assert watcher is not None
+            self.dhcp_watch = DhcpWatch(watcher, DHCP_WATCH)
         system = one_docs.ds_xml(SYSTEM_DS, "system", ds_type="SYSTEM_DS",
                                  base_path=f"{DATASTORES}/{SYSTEM_DS}")
         result = self.mad.deploy(

@@ -25,7 +25,7 @@ s.bind((sys.argv[1], 0))
 for frame in sys.argv[2:]:
     s.send(bytes.fromhex(frame))
 """
-_CAPTURE = """
+CAPTURE = """
 import select, socket, sys, time
 s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(3))
 s.bind((sys.argv[1], 0))
@@ -157,7 +157,7 @@ def send(vm: LabVM, frames: list[bytes]) -> None:
 def capture(vms: dict[str, LabVM], seconds: float = 2.0) -> Iterator[dict[str, list[bytes]]]:
     """Frames each VM (by the key it is given under) receives on eth0 while the block runs
     (and until `seconds` after the captures started); filled in when the block ends."""
-    procs = [subprocess.Popen([*vm.runner.prefix, "python3", "-c", _CAPTURE, "eth0", str(seconds)],
+    procs = [subprocess.Popen([*vm.runner.prefix, "python3", "-c", CAPTURE, "eth0", str(seconds)],
                               stdout=subprocess.PIPE, text=True) for vm in vms.values()]
     got: dict[str, list[bytes]] = {}
     try:
