@@ -126,8 +126,18 @@ def test_datastore_base_path_with_dotdot_is_refused():
 def test_views_read_the_host_parser_and_lxml_alike():
     from lxml import etree
 
-    xml = samples.big_vm_xml(50_000).replace(
-        "<TEMPLATE></TEMPLATE>", "<TEMPLATE>" + samples.sg_rule_xml(0, "TCP", "inbound", range="22,80:90")
-        + "</TEMPLATE>", 1)
+    rule = samples.sg_rule_xml(0, "TCP", "inbound", range="22,80:90")
+    xml = samples.big_vm_xml(50_000).replace("</VM>", f"<TEMPLATE>{rule}</TEMPLATE></VM>")
     assert VM.from_xml(read_payload(xml)) == VM.from_xml(etree.fromstring(xml.encode()))
     assert VM.from_xml(read_payload(xml)).security_group_rules
+
+
+def test_each_security_group_rule_comes_in_a_template_of_its_own_and_all_are_read():
+    """get_vnm_drivers wraps every XPath hit, so each rule has its own TEMPLATE."""
+    rules = samples.sg_rule_xml(0, "TCP", "inbound", range="22") + \
+        samples.sg_rule_xml(0, "ICMP", "outbound")
+    text = samples.vnm_vm_xml(42, "one-1", [samples.SampleNic(0, "10.0.0.2", "02:00:0a:00:00:02")],
+                              rules=rules)
+    assert text.count("<TEMPLATE><SECURITY_GROUP_RULE>") == 2
+    assert [r.protocol for r in VM.from_xml(read_payload(text)).security_group_rules] == \
+        ["TCP", "ICMP"]

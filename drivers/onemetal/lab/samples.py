@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import re
 from dataclasses import dataclass
 from typing import Mapping, Sequence
 from xml.sax.saxutils import escape
@@ -41,6 +42,9 @@ def nic_xml(nic: SampleNic, tag: str = "NIC", vm_id: int = 42) -> str:
     return f"<{tag}>" + _elems(nic_fields(nic, vm_id)) + f"</{tag}>"
 
 
+_RULE = re.compile(r"<SECURITY_GROUP_RULE>.*?</SECURITY_GROUP_RULE>", re.S)
+
+
 def vnm_vm_xml(vm_id: int, host: str, nics: Sequence[SampleNic], *, extra_context: int = 0,
                rules: str = "", aliases: Sequence[SampleNic] = (),
                context: Mapping[str, str] | None = None,
@@ -49,9 +53,8 @@ def vnm_vm_xml(vm_id: int, host: str, nics: Sequence[SampleNic], *, extra_contex
                vm_mad: str = "onemetal") -> str:
     """The network drivers' VM document as get_vnm_drivers builds it: a TEMPLATE or
     HISTORY_RECORDS of its own per XPath hit, none for a missing element (`context`: the
-    CONTEXT section, by default NETWORK and a key; an empty one is no CONTEXT). Unlike oned,
-    all `rules` share one TEMPLATE, empty when there are none: the drivers read every
-    TEMPLATE alike, and tests put rules into big_vm_xml's empty one."""
+    CONTEXT section, by default NETWORK and a key; an empty one is no CONTEXT); each
+    SECURITY_GROUP_RULE of `rules` in a TEMPLATE of its own, none when there is none."""
     context = {**(context if context is not None else
                   {"NETWORK": "YES", "SSH_PUBLIC_KEY": "ssh-ed25519 AAAAC3Nza lab"}),
                **{f"VAR_{i}": "x" * 40 for i in range(extra_context)}}
@@ -63,7 +66,7 @@ def vnm_vm_xml(vm_id: int, host: str, nics: Sequence[SampleNic], *, extra_contex
     return (f"<VM><ID>{vm_id}</ID>{deploy}"
             + (f"<TEMPLATE><CONTEXT>{_elems(context)}</CONTEXT></TEMPLATE>" if context else "")
             + f"<USER_TEMPLATE>{_elems(dict(user_template))}</USER_TEMPLATE>"
-            + f"<TEMPLATE>{rules}</TEMPLATE>"
+            + "".join(f"<TEMPLATE>{rule}</TEMPLATE>" for rule in _RULE.findall(rules))
             + history
             + "".join(f"<TEMPLATE>{nic_xml(n, vm_id=vm_id)}</TEMPLATE>" for n in nics)
             # an alias's parent goes in its `extra` as PARENT_ID, as oned writes it
