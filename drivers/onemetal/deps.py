@@ -61,6 +61,9 @@ LAB_TOOLS = {
     "libvirtd": "libvirt-daemon",
     "virtlogd": "libvirt-daemon",
     "virsh": "libvirt-clients",
+    # libvirt's own schema check of the deployment files the lab writes (tests/test_one_docs.py)
+    "virt-xml-validate": "libvirt-clients",
+    "runuser": "util-linux",  # DS and TM actions run locally as oneadmin on the lab's frontend
     "qemu-system-x86_64": "qemu-system-x86",
     # How oned's one_tm/one_datastore read their oned.conf ARGUMENTS (GetoptLong): the installer's
     # tests check its driver-list edits with it (tests/test_install_oned_lists.py).
