@@ -25,7 +25,7 @@ from typing import Callable, Iterator, TextIO
 
 from onemetal import demo_checks as checks
 from onemetal import demo_faults, demo_lab, demo_steps
-from onemetal.demo_progress import PhaseRun, Progress
+from onemetal.demo_progress import Progress
 from onemetal.demo_report import Check, Report, doctor_check, failures, render_text, to_json
 from onemetal.demo_vms import GUEST, MIGRATE_TO, MIGRATE_VM, PLAN, DemoFailed, Fleet
 from onemetal.doctor_report import Check as DoctorCheck
@@ -46,8 +46,6 @@ class _Run:
         self.lab, self.progress, self.inject = lab, progress, inject
         self.report = Report(token=lab.token, elapsed=0.0)
         self.demo: demo_lab.DemoLab | None = None
-        self.fleet: Fleet | None = None
-        self._mark = 0
 
     def check(self, name: str, ok: bool, detail: str = "") -> None:
         self.report.checks.append(Check(name, ok, detail))
@@ -87,10 +85,10 @@ class _Run:
         with self.progress.phase("image imported by the DS driver onto the share"):
             source = demo_steps.import_image(demo)
             usage = demo_steps.monitor_datastore(demo, demo_lab.IMAGE_DS)
-            self.check("DS cp + monitor", source.startswith(f"{demo_lab.DATASTORES}/1/"),
+            self.check("DS cp + monitor",
+                       source.startswith(f"{demo_lab.DATASTORES}/{demo_lab.IMAGE_DS}/"),
                        f"SOURCE {source}; {usage}")
         fleet = Fleet(demo, source, mtu)
-        self.fleet = fleet
         with self.progress.phase("libvirtd on every host (qemu under TCG)"):
             fleet.start_libvirt()
         with self.progress.phase(f"deploy {len(PLAN)} VMs through the remotes",
@@ -102,7 +100,7 @@ class _Run:
 
     def verify(self, fleet: Fleet, mapped: dict[int, str]) -> None:
         demo = fleet.demo
-        with self.counted("checks: connectivity, MTU, Elastic IPs, egress, mounts, guest") as p:
+        with self.counted("checks: connectivity, MTU, Elastic IPs, egress, mounts, guest"):
             checks.listen_everywhere(fleet)
             self.report.matrix = checks.matrix(fleet)
             self.report.nics = checks.nics(fleet)
@@ -116,18 +114,15 @@ class _Run:
                 probe = self.lab.ssh(name).run([MESH_PROBE], check=False).stdout
                 self.check(f"mesh probe {name}", 'ONEMETAL_MESH_STATUS="ok"' in probe,
                            " ".join(w for w in probe.split() if "STATUS" in w or "UP=" in w))
-            p.detail = self.failed_since()
 
     @contextlib.contextmanager
-    def counted(self, name: str) -> Iterator[PhaseRun]:
+    def counted(self, name: str) -> Iterator[None]:
         """A phase of checks: its line says how many of the checks it added failed."""
-        self._mark = len(failures(self.report))
+        before = len(failures(self.report))
         with self.progress.phase(name) as p:
-            yield p
-
-    def failed_since(self) -> str:
-        failed = len(failures(self.report)) - self._mark
-        return f"{failed} failed" if failed else ""
+            yield
+            failed = len(failures(self.report)) - before
+            p.detail = f"{failed} failed" if failed else ""
 
     def migrate(self, fleet: Fleet, mapped: dict[int, str]) -> None:
         """The VM with an EIP moves; then it must be on its new host, reach its vnet from there,
@@ -136,11 +131,10 @@ class _Run:
         with self.progress.phase(f"migrate {vm.name} (with an EIP) {vm.host} -> {MIGRATE_TO}"):
             steps = demo_steps.migrate(fleet, MIGRATE_VM, MIGRATE_TO)
             self.check(f"migrate {vm.name}", True, steps)
-        with self.counted("checks after the migration") as p:
+        with self.counted("checks after the migration"):
             self.report.checks += checks.placement(fleet, MIGRATE_VM, vm.host)
             rows = checks.eips(fleet, {MIGRATE_VM: mapped[MIGRATE_VM]})
             self.report.eips += [replace(r, vm=f"{r.vm} (migrated)") for r in rows]
-            p.detail = self.failed_since()
 
     def operate(self, fleet: Fleet) -> None:
         demo = fleet.demo
@@ -179,11 +173,17 @@ def _teardown(run: _Run) -> int:
                 raise DemoFailed(f"could not remove {', '.join(left)}")
     except (DemoFailed, LabError, OSError) as exc:
         run.check("teardown", False, _last_line(exc))
-    except KeyboardInterrupt:
-        return 130
-    except SystemExit as exc:
-        return exc.code if isinstance(exc.code, int) else 1
+    except (KeyboardInterrupt, SystemExit) as exc:
+        return _stopped_code(exc)
     return 0
+
+
+def _stopped_code(exc: KeyboardInterrupt | SystemExit) -> int:
+    """The exit code of a run stopped by Ctrl-C (130) or by SIGTERM (the lab's handler raises
+    SystemExit(143))."""
+    if isinstance(exc, KeyboardInterrupt):
+        return 130
+    return exc.code if isinstance(exc.code, int) else 1
 
 
 def _last_line(exc: BaseException) -> str:
@@ -217,12 +217,10 @@ def run_demo(underlay_mtu: int = 1500, *, out: TextIO | None = None, as_json: bo
                     on_lab(run)
                 except Exception as exc:  # re-raised after the teardown below
                     hook_error = exc
-    except KeyboardInterrupt:
-        interrupted = 130
-        progress.note("interrupted: tearing the lab down")
-    except SystemExit as exc:  # SIGTERM, raised by the lab's handler
-        interrupted = exc.code if isinstance(exc.code, int) else 1
-        progress.note("terminated: tearing the lab down")
+    except (KeyboardInterrupt, SystemExit) as exc:
+        interrupted = _stopped_code(exc)
+        progress.note(f"{'interrupted' if interrupted == 130 else 'terminated'}: "
+                      "tearing the lab down")
     except (DemoFailed, LabError, CommandError, OneMetalError, OSError) as exc:
         run.check("the demo ran to its end", False, _last_line(exc))
     except Exception as exc:  # a bug of ours: still torn down and reported, with its place
