@@ -161,7 +161,7 @@ def guest_dhcp(fleet: Fleet) -> Check:
     if watch is None:
         return Check(f"{guest.vm.name} NIC on the vnet", False, "no capture was started")
     try:
-        seen = watch.first_discover(guest.vm.nic(None).mac, DHCP_WAIT)
+        seen = watch.first_discover(guest.vm.mac, DHCP_WAIT)
     finally:
         watch.stop()
         fleet.dhcp_watch = None

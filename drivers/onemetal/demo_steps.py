@@ -108,7 +108,6 @@ def migrate(fleet: Fleet, vm_id: int, host: str) -> str:
     fleet.demo.lab.follow_port_mtu(new)
     new.route_via(VNET_GATEWAY)
     # QEMU's announce after a migration: a gratuitous ARP, so every bridge learns where it is now
-    mac = target.nic(None).mac
-    spoof.send(new, [spoof.arp(mac, mac, target.ip, target.ip)])
+    spoof.send(new, [spoof.arp(target.mac, target.mac, target.ip, target.ip)])
     d.vm, d.endpoint = target, new
     return " -> ".join(name for name, _ in result.steps)

@@ -35,9 +35,13 @@ class DemoVm:
     def ip(self) -> str:
         return f"192.168.0.{self.vm_id}"
 
+    @property
+    def mac(self) -> str:
+        return f"02:00:c0:a8:00:{self.vm_id:02x}"  # oned's MAC_PREFIX 02:00, then the IP
+
     def nic(self, mtu: int | None) -> SampleNic:
         """Its NIC on the vnet, with the MTU that vnet_create set on the vnet."""
-        return SampleNic(0, self.ip, f"02:00:c0:a8:00:{self.vm_id:02x}", vlan_id=self.vni, mtu=mtu)
+        return SampleNic(0, self.ip, self.mac, vlan_id=self.vni, mtu=mtu)
 
     @property
     def vm_dir(self) -> str:
@@ -114,7 +118,7 @@ class Fleet:
     def _plug(self, vm: DemoVm) -> LabVM:
         lab = self.demo.lab
         endpoint = lab.add_vm(vm.host, f"{vm.name}-{vm.vm_id}", BRIDGE, f"{vm.ip}/24",
-                              mac=vm.nic(None).mac, port=vm.port)
+                              mac=vm.mac, port=vm.port)
         self.vms[vm.vm_id] = Deployed(vm, f"one-{vm.vm_id}", endpoint)
         return endpoint
 
