@@ -5,13 +5,10 @@ from __future__ import annotations
 
 import select
 import struct
-import subprocess
 import time
 
-from onemetal.lab.spoof import CAPTURE
+from onemetal.lab.spoof import CAPTURE_START, capture_ready, open_capture
 from onemetal.lab.vm import LabVM
-
-_READY_TIMEOUT = 10.0
 
 
 def is_discover_from(frame: bytes, mac: str) -> bool:
@@ -31,14 +28,11 @@ class DhcpWatch:
 
     def __init__(self, vm: LabVM, seconds: float) -> None:
         self.started = time.monotonic()
-        self._proc = subprocess.Popen([*vm.runner.prefix, "python3", "-c", CAPTURE, "eth0",
-                                       str(seconds)], stdout=subprocess.PIPE, text=True)
-        assert self._proc.stdout is not None
-        ready = select.select([self._proc.stdout], [], [], _READY_TIMEOUT)[0]
-        if not ready or self._proc.stdout.readline().strip() != "ready":
+        self._proc = open_capture(vm, seconds)
+        if not capture_ready(self._proc, self.started + CAPTURE_START):
             self.stop()
             raise RuntimeError(f"the capture on {vm.name} did not start within "
-                               f"{_READY_TIMEOUT:g} s")
+                               f"{CAPTURE_START:g} s")
 
     def first_discover(self, mac: str, seconds: float) -> float | None:
         """Seconds from the watch's start to the first DISCOVER from `mac`, waiting at most

@@ -153,19 +153,32 @@ def send(vm: LabVM, frames: list[bytes]) -> None:
     vm.run(["python3", "-c", _SEND, "eth0", *(f.hex() for f in frames)])
 
 
+CAPTURE_START = 10.0  # seconds a capture may take to open its socket
+
+
+def open_capture(vm: LabVM, seconds: float) -> subprocess.Popen[str]:
+    """CAPTURE on `vm`'s eth0 for at most `seconds`; the caller ends it."""
+    return subprocess.Popen([*vm.runner.prefix, "python3", "-c", CAPTURE, "eth0", str(seconds)],
+                            stdout=subprocess.PIPE, text=True)
+
+
+def capture_ready(proc: subprocess.Popen[str], deadline: float) -> bool:
+    """Whether the capture said its socket is open before `deadline` (time.monotonic)."""
+    assert proc.stdout is not None
+    ready = select.select([proc.stdout], [], [], max(0.0, deadline - time.monotonic()))[0]
+    return bool(ready) and proc.stdout.readline().strip() == "ready"
+
+
 @contextmanager
 def capture(vms: dict[str, LabVM], seconds: float = 2.0) -> Iterator[dict[str, list[bytes]]]:
     """Frames each VM (by the key it is given under) receives on eth0 while the block runs
     (and until `seconds` after the captures started); filled in when the block ends."""
-    procs = [subprocess.Popen([*vm.runner.prefix, "python3", "-c", CAPTURE, "eth0", str(seconds)],
-                              stdout=subprocess.PIPE, text=True) for vm in vms.values()]
+    procs = [open_capture(vm, seconds) for vm in vms.values()]
     got: dict[str, list[bytes]] = {}
     try:
-        deadline = time.monotonic() + 10
+        deadline = time.monotonic() + CAPTURE_START
         for proc in procs:  # each socket is open before anything is sent
-            assert proc.stdout is not None
-            ready = select.select([proc.stdout], [], [], max(0.0, deadline - time.monotonic()))[0]
-            if not ready or proc.stdout.readline().strip() != "ready":
+            if not capture_ready(proc, deadline):
                 raise AssertionError("a capture did not start")
         yield got
         for key, proc in zip(vms, procs):
