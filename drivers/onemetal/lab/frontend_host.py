@@ -34,9 +34,8 @@ def frontend(lab: Lab) -> LabHost:
 
 def cli(lab: Lab, env: Mapping[str, str] | None = None, timeout: float = 120.0) -> Runner:
     """Root inside the frontend (its mounts: /etc/one, /var/lib/one), with this interpreter."""
-    host = frontend(lab)
-    return Runner(prefix=("nsenter", "-t", str(host.anchor_pid), "-m", "-n", "--"),
-                  env=dict(env or {}), timeout=timeout, where="frontend")
+    return Runner(prefix=frontend(lab).enter, env=dict(env or {}), timeout=timeout,
+                  where="frontend")
 
 
 def onemetal(lab: Lab, *args: str, env: Mapping[str, str] | None = None,

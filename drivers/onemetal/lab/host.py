@@ -92,8 +92,12 @@ class LabHost:
     @property
     def runner(self) -> Runner:
         """Commands inside the host: its network and mount namespaces."""
-        return Runner(prefix=("nsenter", "-t", str(self.anchor_pid), "-m", "-n", "--"),
-                      timeout=30.0, where=self.name)
+        return Runner(prefix=self.enter, timeout=30.0, where=self.name)
+
+    @property
+    def enter(self) -> tuple[str, ...]:
+        """The prefix that runs a command inside the host, as root: nsenter through its anchor."""
+        return ("nsenter", "-t", str(self.anchor_pid), "-m", "-n", "--")
 
     def run(self, argv: list[str], **kwargs: object) -> Result:
         return self.runner.run(argv, **kwargs)  # type: ignore[arg-type]
@@ -254,9 +258,9 @@ class LabHost:
     def oneadmin(self) -> Runner:
         """Commands run locally as oneadmin in its home, as oned runs TM and DS actions on a
         frontend: no login shell, oneadmin's HOME and USER, cwd /var/lib/one."""
-        return Runner(prefix=("nsenter", "-t", str(self.anchor_pid), "-m", "-n", "--",
-                              "runuser", "-u", ONEADMIN, "--", "env", "-C", ONEADMIN_HOME,
-                              f"HOME={ONEADMIN_HOME}", f"USER={ONEADMIN}", f"LOGNAME={ONEADMIN}"),
+        return Runner(prefix=(*self.enter, "runuser", "-u", ONEADMIN, "--", "env", "-C",
+                              ONEADMIN_HOME, f"HOME={ONEADMIN_HOME}", f"USER={ONEADMIN}",
+                              f"LOGNAME={ONEADMIN}"),
                       timeout=120.0, where=f"{self.name} (oneadmin)")
 
     def public_host_key(self) -> str:
